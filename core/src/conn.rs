@@ -1,0 +1,153 @@
+//! The vocabulary a driver and the core share about one connection: its id, what to wait
+//! for, why it failed or closed, and what the driver must do next.
+
+use core::fmt;
+
+/// A connection's handle: a slot index plus the slot's generation.
+///
+/// When a connection closes its slot is reused, with the next generation. An id kept past
+/// its connection's [`Action::Close`] is therefore rejected with
+/// [`Error::UnknownConn`](crate::Error::UnknownConn), never applied to the new connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConnId {
+    pub(crate) index: u16,
+    pub(crate) generation: u32,
+}
+
+impl ConnId {
+    /// The slot index, `< MAX_CONNS`: dense, so a driver can keep its own per-connection
+    /// table (file descriptor, socket handle) in an array indexed by it.
+    pub const fn index(self) -> usize {
+        self.index as usize
+    }
+
+    /// How many connections used this slot before this one.
+    pub const fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+/// What the driver should wait for on a connection: the seed's `inputs` and `outputs` lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Interest {
+    /// Wait for readability: the queue has room and the peer has not sent EOF.
+    pub read: bool,
+    /// Wait for writability: bytes are queued.
+    pub write: bool,
+}
+
+impl Interest {
+    /// Interested in nothing (a closing connection).
+    pub const NONE: Interest = Interest {
+        read: false,
+        write: false,
+    };
+}
+
+/// A socket failure the driver reports with [`Server::on_error`](crate::Server::on_error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ErrorKind {
+    /// The peer reset the connection (`ECONNRESET`, `EPIPE`, a TCP RST).
+    Reset,
+    /// The connection is gone without a reset (`POLLHUP`, a socket found closed).
+    HangUp,
+    /// The connection timed out in the stack (`ETIMEDOUT`, keep-alive failure).
+    TimedOut,
+    /// Any other failure of the socket.
+    Other,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Reset => "reset by peer",
+            ErrorKind::HangUp => "hung up",
+            ErrorKind::TimedOut => "timed out",
+            ErrorKind::Other => "socket error",
+        })
+    }
+}
+
+/// Why a connection closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CloseReason {
+    /// The peer sent EOF and every byte it sent was echoed back.
+    PeerClosed,
+    /// The socket failed; queued bytes could not be delivered.
+    Error(ErrorKind),
+    /// No byte moved either way for [`Config::idle_timeout`](crate::Config).
+    IdleTimeout,
+    /// The server shut down and this connection's queue was fully delivered.
+    Shutdown,
+    /// The server shut down and the grace period ran out before the queue drained.
+    ShutdownTimeout,
+}
+
+impl CloseReason {
+    /// True when every received byte was delivered and the write side was shut down first:
+    /// a stack with a graceful close (smoltcp's `close()`) should use it, otherwise abort.
+    pub const fn is_graceful(self) -> bool {
+        matches!(self, CloseReason::PeerClosed | CloseReason::Shutdown)
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("peer closed"),
+            CloseReason::Error(kind) => kind.fmt(f),
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::Shutdown => f.write_str("server shutdown"),
+            CloseReason::ShutdownTimeout => f.write_str("server shutdown, grace period over"),
+        }
+    }
+}
+
+/// What the core asks the driver to do, besides reading and writing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Action {
+    /// Every queued byte was delivered and no more will come: shut down the write side
+    /// (`shutdown(SHUT_WR)`, a FIN). A [`Action::Close`] for the same id follows.
+    ShutdownWrite(ConnId),
+    /// Close the socket and forget the id: the core has already freed its slot.
+    Close(ConnId, CloseReason),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graceful_reasons_are_the_drained_ones() {
+        assert!(CloseReason::PeerClosed.is_graceful());
+        assert!(CloseReason::Shutdown.is_graceful());
+        assert!(!CloseReason::IdleTimeout.is_graceful());
+        assert!(!CloseReason::ShutdownTimeout.is_graceful());
+        assert!(!CloseReason::Error(ErrorKind::Reset).is_graceful());
+    }
+
+    #[test]
+    fn ids_display_index_and_generation() {
+        let id = ConnId {
+            index: 3,
+            generation: 7,
+        };
+        assert_eq!(format!("{id}"), "#3.7");
+        assert_eq!((id.index(), id.generation()), (3, 7));
+        assert_eq!(
+            format!("{}", CloseReason::Error(ErrorKind::Reset)),
+            "reset by peer"
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! Pumping one connection from an `embedded-io` socket.
+//!
+//! For stacks that expose their sockets through `embedded_io` rather than through
+//! readiness events of their own. Readiness only promises that the *first* `read` or
+//! `write` will not block, so the pump makes at most one call of each per readiness check
+//! and never uses `read_exact` or `write_all`.
+
+use embedded_io::{ErrorKind as IoErrorKind, Read, ReadReady, Write, WriteReady};
+
+use crate::{ConnId, Error, ErrorKind, Instant, Server};
+
+/// What one [`pump`] moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Pumped {
+    /// Bytes received into the queue.
+    pub read: usize,
+    /// Bytes sent from the queue.
+    pub written: usize,
+    /// The socket reported EOF.
+    pub eof: bool,
+}
+
+/// Why a [`pump`] stopped early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PumpError<E> {
+    /// The core refused a call (a stale id, say). Nothing was read from the socket.
+    Core(Error),
+    /// The socket failed. It was already reported to the core with
+    /// [`Server::on_error`]: poll its actions and close the socket.
+    Io(E),
+}
+
+impl<E> From<Error> for PumpError<E> {
+    fn from(e: Error) -> Self {
+        PumpError::Core(e)
+    }
+}
+
+/// Moves what can move now between `socket` and connection `id`: a send of queued bytes if
+/// the socket is write-ready, a receive if it is read-ready and the queue has room (EOF
+/// counts as readable), and a send of what was just received. Returns what moved.
+///
+/// ```
+/// use echoloop_core::{io::pump, Config, Instant, Server};
+/// # use core::convert::Infallible;
+/// # struct Loop(Vec<u8>, Vec<u8>);
+/// # impl embedded_io::ErrorType for Loop { type Error = Infallible; }
+/// # impl embedded_io::Read for Loop {
+/// #     fn read(&mut self, b: &mut [u8]) -> Result<usize, Infallible> {
+/// #         let n = b.len().min(self.0.len()); b[..n].copy_from_slice(&self.0[..n]);
+/// #         self.0.drain(..n); Ok(n) } }
+/// # impl embedded_io::Write for Loop {
+/// #     fn write(&mut self, b: &[u8]) -> Result<usize, Infallible> { self.1.extend_from_slice(b); Ok(b.len()) }
+/// #     fn flush(&mut self) -> Result<(), Infallible> { Ok(()) } }
+/// # impl embedded_io::ReadReady for Loop { fn read_ready(&mut self) -> Result<bool, Infallible> { Ok(true) } }
+/// # impl embedded_io::WriteReady for Loop { fn write_ready(&mut self) -> Result<bool, Infallible> { Ok(true) } }
+/// let mut server = Server::<2, 32>::new(Config::new());
+/// let now = Instant::ZERO;
+/// let id = server.on_accepted(now).unwrap();
+/// let mut socket = Loop(b"ping".to_vec(), Vec::new());
+/// let moved = pump(&mut server, now, id, &mut socket).unwrap();
+/// assert_eq!((moved.read, moved.written), (4, 4));
+/// assert_eq!(socket.1, b"ping");
+/// ```
+pub fn pump<S, const MAX_CONNS: usize, const QUEUE: usize>(
+    server: &mut Server<MAX_CONNS, QUEUE>,
+    now: Instant,
+    id: ConnId,
+    socket: &mut S,
+) -> Result<Pumped, PumpError<S::Error>>
+where
+    S: Read + Write + ReadReady + WriteReady,
+{
+    let mut moved = Pumped::default();
+    // Send first: it may make room to receive.
+    moved.written += send(server, now, id, socket)?;
+    match receive(server, now, id, socket)? {
+        Some(0) => moved.eof = true,
+        Some(n) => moved.read = n,
+        None => {}
+    }
+    if moved.read > 0 {
+        // Echo straight back instead of waiting for the next pump.
+        moved.written += send(server, now, id, socket)?;
+    }
+    Ok(moved)
+}
+
+fn send<S, const C: usize, const Q: usize>(
+    server: &mut Server<C, Q>,
+    now: Instant,
+    id: ConnId,
+    socket: &mut S,
+) -> Result<usize, PumpError<S::Error>>
+where
+    S: Write + WriteReady,
+{
+    if !server.interest(id)?.write || !io(server, id, socket.write_ready())? {
+        return Ok(0);
+    }
+    let buf = server.write_buf(id)?;
+    let n = io(server, id, socket.write(buf))?;
+    if n == 0 {
+        // embedded-io: a non-empty write of 0 bytes means the socket takes no more.
+        server.on_error(id, ErrorKind::Other)?;
+        return Ok(0);
+    }
+    server.on_written(now, id, n)?;
+    Ok(n)
+}
+
+/// Receives once if ready: `None` if it did not try, `Some(0)` at EOF.
+fn receive<S, const C: usize, const Q: usize>(
+    server: &mut Server<C, Q>,
+    now: Instant,
+    id: ConnId,
+    socket: &mut S,
+) -> Result<Option<usize>, PumpError<S::Error>>
+where
+    S: Read + ReadReady,
+{
+    if !server.interest(id)?.read || !io(server, id, socket.read_ready())? {
+        return Ok(None);
+    }
+    let buf = server.read_buf(id)?;
+    let n = match socket.read(buf) {
+        Ok(n) => n,
+        Err(e) => return Err(fail(server, id, e)),
+    };
+    // The buffer lent is never empty, so 0 is EOF, not "nothing read".
+    server.on_read(now, id, n)?;
+    Ok(Some(n))
+}
+
+/// Passes a socket result through, reporting a failure to the core first.
+fn io<T, E: embedded_io::Error, const C: usize, const Q: usize>(
+    server: &mut Server<C, Q>,
+    id: ConnId,
+    result: Result<T, E>,
+) -> Result<T, PumpError<E>> {
+    result.map_err(|e| fail(server, id, e))
+}
+
+fn fail<E: embedded_io::Error, const C: usize, const Q: usize>(
+    server: &mut Server<C, Q>,
+    id: ConnId,
+    e: E,
+) -> PumpError<E> {
+    // The id was checked before the socket call, so this cannot fail.
+    let _ = server.on_error(id, error_kind(e.kind()));
+    PumpError::Io(e)
+}
+
+/// Maps an `embedded-io` error kind onto the core's.
+pub fn error_kind(kind: IoErrorKind) -> ErrorKind {
+    match kind {
+        IoErrorKind::ConnectionReset | IoErrorKind::ConnectionAborted | IoErrorKind::BrokenPipe => {
+            ErrorKind::Reset
+        }
+        IoErrorKind::NotConnected => ErrorKind::HangUp,
+        IoErrorKind::TimedOut => ErrorKind::TimedOut,
+        _ => ErrorKind::Other,
+    }
+}
