@@ -322,8 +322,11 @@ impl<const MAX_CONNS: usize, const QUEUE: usize> Server<MAX_CONNS, QUEUE> {
     /// The driver received `n` bytes into [`read_buf`](Self::read_buf); `0` means the peer
     /// sent EOF. After EOF the queue is still delivered, then the connection closes.
     pub fn on_read(&mut self, now: Instant, id: ConnId, n: usize) -> Result<(), Error> {
+        let shutting_down = self.shutdown_deadline.is_some();
         let slot = open_slot(&mut self.slots, id)?;
-        if slot.eof {
+        // During shutdown no buffer is lent, so no byte can have been received into one;
+        // EOF is still news worth having.
+        if slot.eof || (shutting_down && n > 0) {
             return Err(Error::ReadClosed);
         }
         if n == 0 {
@@ -582,3 +585,6 @@ impl<const MAX_CONNS: usize, const QUEUE: usize> core::fmt::Debug for Conns<'_, 
         f.write_str("Conns")
     }
 }
+
+#[cfg(test)]
+mod tests;
