@@ -1,0 +1,2 @@
+//! Helpers shared by the core's integration tests.
+pub mod model;
