@@ -293,5 +293,7 @@ fn formatting() -> bool {
         );
     }
     let _ = write!(sink, "{:?}", Queue::<4>::new());
+    #[cfg(feature = "canary")]
+    let _ = write!(sink, "{:?}", server.stats());
     sink.0 > 0
 }
