@@ -126,7 +126,7 @@ impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
 
     /// One round of serving: accept the connections smoltcp established, move bytes both
     /// ways, report peer FINs and resets, let the core expire idle connections, carry out
-    /// its actions, recycle the sockets whose closing handshake is over, and keep one
+    /// its actions, recycle the sockets whose close is over, and keep one
     /// socket listening per free slot. Call it after every `Interface::poll`.
     pub fn poll<const QUEUE: usize>(
         &mut self,
@@ -183,7 +183,7 @@ impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
         self.count(|r| r == Role::Listening)
     }
 
-    /// Sockets finishing a graceful close.
+    /// Sockets finishing a close: a FIN handshake, or sending the RST of an abort.
     pub fn draining(&self) -> usize {
         self.count(|r| matches!(r, Role::Draining(_)))
     }
