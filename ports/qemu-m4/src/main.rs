@@ -165,7 +165,12 @@ fn run() -> Result<(), Fail> {
         let wait = iface
             .poll_delay(now, &sockets)
             .unwrap_or(Duration::from_millis(1));
-        let driver_wait = driver.poll_at(server).map(|at| at - now);
+        // smoltcp's `Instant - Instant` is the absolute difference: a deadline already
+        // past must count as no wait, not as the time since it passed.
+        let driver_wait =
+            driver
+                .poll_at(server)
+                .map(|at| if at > now { at - now } else { Duration::ZERO });
         clock.advance(driver_wait.map_or(wait, |d| d.min(wait)));
         if clock.now().total_millis() > DEADLINE_MS {
             break;
