@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The ports' CI: the echo server on a Cortex-M4 under QEMU, and the link-time proof that
+# the core has no panicking branch. Installs what it needs (idempotent); fails on any
+# failure. The smoltcp driver's host tests run in `cargo test --workspace` (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n== %s\n' "$*"; }
+
+TARGET=thumbv7em-none-eabihf
+QEMU=(qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic
+    -semihosting-config enable=on,target=native -kernel)
+# A passing run takes about a second; a stuck one must not hold CI.
+QEMU_TIMEOUT=120
+
+step "ports: tools"
+if ! command -v qemu-system-arm >/dev/null; then
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq qemu-system-arm >/dev/null
+fi
+qemu-system-arm --version | head -n 1
+rustup target add "$TARGET"
+rustup component add rustfmt clippy
+
+cd ports/qemu-m4
+OUT=target/$TARGET/release
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# Runs an ELF under QEMU and returns its exit status. With a second argument `defmt`, its
+# log (binary defmt frames on stdout) is kept in $WORK/<name>.defmt and printed decoded
+# when defmt-print is installed (`cargo install defmt-print`).
+run_qemu() {
+    local elf=$1 name status=0
+    name=$(basename "$elf")
+    timeout "$QEMU_TIMEOUT" "${QEMU[@]}" "$elf" >"$WORK/$name.defmt" || status=$?
+    if [ "${2:-}" != defmt ]; then
+        return "$status"
+    fi
+    if command -v defmt-print >/dev/null; then
+        defmt-print -e "$elf" <"$WORK/$name.defmt" || true
+    else
+        echo "($(wc -c <"$WORK/$name.defmt") bytes of defmt log; install defmt-print to read it)"
+    fi
+    return "$status"
+}
+
+report_size() {
+    if command -v arm-none-eabi-size >/dev/null; then arm-none-eabi-size "$@"; else size "$@"; fi
+}
+
+step "ports: firmware format and lints"
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --release -- -D warnings
+
+step "ports: firmware build"
+cargo build --locked --release -p echoloop-qemu-m4
+cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4"
+cargo build --locked --release -p echoloop-qemu-m4 --features expect-a-mismatch
+cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-mismatch"
+report_size "$WORK/echoloop-qemu-m4"
+
+step "ports: firmware under QEMU (must exit 0)"
+status=0
+run_qemu "$WORK/echoloop-qemu-m4" defmt || status=$?
+if [ "$status" != 0 ]; then
+    echo "FAIL: the firmware exited with status $status (124: timed out)"
+    exit 1
+fi
+echo "firmware passed under QEMU"
+
+step "ports: a wrong byte must fail the run (must exit 1)"
+status=0
+run_qemu "$WORK/echoloop-qemu-m4-mismatch" defmt || status=$?
+if [ "$status" != 1 ]; then
+    echo "FAIL: the firmware that expects a wrong byte exited with $status, not 1"
+    exit 1
+fi
+echo "a mismatch fails the run, as it must"
+
+step "ports: panic-never link check of the core"
+cargo build --locked --release -p echoloop-panic-check
+report_size "$OUT/echoloop-panic-check"
+status=0
+run_qemu "$OUT/echoloop-panic-check" || status=$?
+if [ "$status" != 0 ]; then
+    echo "FAIL: the panic check ran and exited with status $status"
+    exit 1
+fi
+echo "the core links with panic-never and runs"
+
+step "ports: the panic check is alive (a known panicking branch must not link)"
+if cargo build --locked --release -p echoloop-panic-check --features canary >"$WORK/canary.log" 2>&1; then
+    echo "FAIL: the canary linked: panic-never no longer catches panicking branches"
+    exit 1
+fi
+if ! grep -q "error(panic-never)" "$WORK/canary.log"; then
+    cat "$WORK/canary.log"
+    echo "FAIL: the canary failed for another reason than panic-never"
+    exit 1
+fi
+echo "the canary failed to link, as it must"
+
+echo
+echo "ports passed"

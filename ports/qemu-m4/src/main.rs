@@ -1,0 +1,254 @@
+//! echoloop on a Cortex-M4 (QEMU `mps2-an386`): the echo server, the core driven by the
+//! smoltcp driver, and a client, talking over a heap-free loopback device.
+//!
+//! Every client connection sends the seed's four messages and a stream, each echo is
+//! checked byte for byte, the server is shut down gracefully, and QEMU exits with 0 when
+//! all of it went right, 1 otherwise. The log goes out with defmt over semihosting.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+mod client;
+mod clock;
+mod sizes;
+
+use core::mem::size_of;
+
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_semihosting::debug::{self, ExitStatus};
+use defmt_semihosting as _;
+use echoloop_core::{Config as CoreConfig, Duration as CoreDuration, Server};
+use echoloop_smoltcp::{time::to_core, Config, Driver, StaticLoopback};
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::phy::Medium;
+use smoltcp::socket::tcp;
+use smoltcp::time::Duration;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use static_cell::ConstStaticCell;
+
+use client::{Client, Failure};
+use clock::Clock;
+use sizes::{CLIENTS, CONNS, MTU, PACKETS, QUEUE, SERVER_SOCKETS, SOCKETS, TCP_BUFFER};
+
+const PORT: u16 = 8090;
+const ADDRESS: IpAddress = IpAddress::v4(127, 0, 0, 1);
+/// Times every client runs the whole script: the second wave gets recycled sockets and
+/// reused core slots (new generations).
+const WAVES: usize = 2;
+/// Give up after this much simulated time: a stuck conversation fails, it does not hang.
+const DEADLINE_MS: i64 = 60_000;
+/// And after this many rounds, in case the clock stops advancing.
+const MAX_ROUNDS: u32 = 1_000_000;
+
+const CORE_CONFIG: CoreConfig = CoreConfig {
+    idle_timeout: Some(CoreDuration::from_secs(10)),
+    max_conns: CONNS,
+};
+
+type EchoServer = Server<CONNS, QUEUE>;
+/// A socket's receive and send buffers.
+type Buffers = [[u8; TCP_BUFFER]; 2];
+
+// The statics are taken once, at start, as `&'static mut`: no `static mut`, no unsafe,
+// and the memory is all in `.bss`/`.data` where `size` counts it.
+static SERVER: ConstStaticCell<EchoServer> = ConstStaticCell::new(Server::new(CORE_CONFIG));
+static DEVICE: ConstStaticCell<StaticLoopback<PACKETS, MTU>> =
+    ConstStaticCell::new(StaticLoopback::new(Medium::Ip));
+static SOCKET_STORAGE: ConstStaticCell<[SocketStorage<'static>; SOCKETS]> =
+    ConstStaticCell::new([SocketStorage::EMPTY; SOCKETS]);
+static SERVER_BUFFERS: ConstStaticCell<[Buffers; SERVER_SOCKETS]> =
+    ConstStaticCell::new([[[0; TCP_BUFFER]; 2]; SERVER_SOCKETS]);
+static CLIENT_BUFFERS: ConstStaticCell<[Buffers; CLIENTS]> =
+    ConstStaticCell::new([[[0; TCP_BUFFER]; 2]; CLIENTS]);
+
+#[entry]
+fn main() -> ! {
+    let status = match run() {
+        Ok(()) => {
+            defmt::info!("PASS");
+            debug::EXIT_SUCCESS
+        }
+        Err(failure) => {
+            defmt::error!("FAIL: {}", failure);
+            debug::EXIT_FAILURE
+        }
+    };
+    exit(status)
+}
+
+/// Why the run failed.
+#[derive(defmt::Format)]
+enum Fail {
+    Client(Failure),
+    /// Not finished within [`DEADLINE_MS`] or [`MAX_ROUNDS`].
+    TimedOut,
+    /// The server's statistics disagree with what the clients saw.
+    Stats,
+}
+
+impl From<Failure> for Fail {
+    fn from(f: Failure) -> Self {
+        Fail::Client(f)
+    }
+}
+
+fn run() -> Result<(), Fail> {
+    defmt::info!(
+        "echoloop on Cortex-M4: {} connections x {} B queue, server core {} B, driver {} B",
+        CONNS,
+        QUEUE,
+        size_of::<EchoServer>(),
+        size_of::<Driver<SERVER_SOCKETS, CONNS>>()
+    );
+    let mut clock = Clock::new();
+    let server = SERVER.take();
+    let device = DEVICE.take();
+    let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), device, clock.now());
+    iface.update_ip_addrs(|addrs| {
+        // One address in a list of capacity one or more: cannot fail.
+        let _ = addrs.push(IpCidr::new(ADDRESS, 8));
+    });
+    let mut sockets = SocketSet::new(&mut SOCKET_STORAGE.take()[..]);
+    let server_handles = SERVER_BUFFERS
+        .take()
+        .each_mut()
+        .map(|b| add_socket(&mut sockets, b));
+    let client_handles = CLIENT_BUFFERS
+        .take()
+        .each_mut()
+        .map(|b| add_socket(&mut sockets, b));
+    let mut driver = Driver::<SERVER_SOCKETS, CONNS>::new(Config::new(PORT), server_handles);
+
+    // Listen before the first SYN arrives: smoltcp resets a SYN nobody listens for.
+    driver.poll(clock.now(), server, &mut sockets);
+    defmt::info!(
+        "listening on 127.0.0.1:{} with {} sockets",
+        PORT,
+        driver.listening()
+    );
+
+    let mut clients: [Client; CLIENTS] = core::array::from_fn(|i| Client::new(i as u8));
+    let mut wave = 0;
+    let mut shutting_down = false;
+    connect(&mut iface, &mut sockets, &clients, &client_handles, wave)?;
+    for _ in 0..MAX_ROUNDS {
+        let now = clock.now();
+        iface.poll(now, device, &mut sockets);
+        let polled = driver.poll(now, server, &mut sockets);
+        for (client, &handle) in clients.iter_mut().zip(&client_handles) {
+            client.step(sockets.get_mut::<tcp::Socket>(handle))?;
+        }
+
+        if !shutting_down && clients.iter().all(Client::is_done) {
+            wave += 1;
+            check_stats(server, wave)?;
+            if wave < WAVES {
+                defmt::info!("wave {} done; the next one reuses the server's slots", wave);
+                clients = core::array::from_fn(|i| Client::new(i as u8));
+                connect(&mut iface, &mut sockets, &clients, &client_handles, wave)?;
+                continue;
+            }
+            defmt::info!("every byte echoed; shutting down");
+            server.shutdown(to_core(now), CoreDuration::from_secs(1));
+            shutting_down = true;
+        }
+        if shutting_down && server.is_shut_down() && driver.is_idle() && driver.listening() == 0 {
+            defmt::info!("shut down: {}", server.stats());
+            return Ok(());
+        }
+
+        // Packets in the loopback ring, or bytes the driver just moved, are work for the
+        // next round right away: smoltcp's poll_delay only knows its sockets' timers.
+        if device.queued() > 0 || !polled.is_empty() {
+            continue;
+        }
+        let wait = iface
+            .poll_delay(now, &sockets)
+            .unwrap_or(Duration::from_millis(1));
+        // smoltcp's `Instant - Instant` is the absolute difference: a deadline already
+        // past must count as no wait, not as the time since it passed.
+        let driver_wait =
+            driver
+                .poll_at(server)
+                .map(|at| if at > now { at - now } else { Duration::ZERO });
+        clock.advance(driver_wait.map_or(wait, |d| d.min(wait)));
+        if clock.now().total_millis() > DEADLINE_MS {
+            break;
+        }
+    }
+    Err(Fail::TimedOut)
+}
+
+/// Connects every client; each wave from new local ports, so that no segment of an old
+/// connection can be taken for one of the new.
+fn connect(
+    iface: &mut Interface,
+    sockets: &mut SocketSet<'static>,
+    clients: &[Client; CLIENTS],
+    handles: &[SocketHandle; CLIENTS],
+    wave: usize,
+) -> Result<(), Failure> {
+    for (k, (client, &handle)) in clients.iter().zip(handles).enumerate() {
+        let local_port = 49152 + (wave * CLIENTS + k) as u16;
+        sockets
+            .get_mut::<tcp::Socket>(handle)
+            .connect(iface.context(), (ADDRESS, PORT), local_port)
+            .map_err(|_| client.connect_failed())?;
+    }
+    Ok(())
+}
+
+/// A TCP socket on a pair of static buffers, added to the set.
+fn add_socket(sockets: &mut SocketSet<'static>, buffers: &'static mut Buffers) -> SocketHandle {
+    let [rx, tx] = buffers;
+    sockets.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(&mut rx[..]),
+        tcp::SocketBuffer::new(&mut tx[..]),
+    ))
+}
+
+/// The server saw what the clients saw after `waves` waves: every connection accepted and
+/// closed by its peer, every byte in and out, nothing lost.
+fn check_stats(server: &EchoServer, waves: usize) -> Result<(), Fail> {
+    let stats = server.stats();
+    let conns = (waves * CLIENTS) as u64;
+    let total = conns * Client::script_len() as u64;
+    defmt::info!("server: {}", stats);
+    let ok = stats.accepted == conns
+        && stats.closed.peer_closed == conns
+        && stats.closed.total() == conns
+        && stats.bytes_in == total
+        && stats.bytes_out == total
+        && stats.bytes_discarded == 0
+        && stats.peak_queue <= QUEUE;
+    if ok {
+        Ok(())
+    } else {
+        Err(Fail::Stats)
+    }
+}
+
+fn exit(status: ExitStatus) -> ! {
+    debug::exit(status);
+    // Only without a debugger or QEMU to take the exit.
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    match info.location() {
+        Some(at) => defmt::error!("panicked at {=str}:{}", at.file(), at.line()),
+        None => defmt::error!("panicked"),
+    }
+    exit(debug::EXIT_FAILURE)
+}
+
+// SAFETY: cortex-m-rt requires the HardFault handler to be an `unsafe fn`; it only logs
+// and exits, so QEMU stops with status 1 instead of spinning until the CI timeout.
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    defmt::error!("hard fault at pc {=u32:#x}", frame.pc());
+    exit(debug::EXIT_FAILURE)
+}

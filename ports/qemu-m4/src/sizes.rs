@@ -1,0 +1,24 @@
+//! Every size the firmware's memory depends on, in one place. All of it is static: the
+//! firmware has no heap, and `size` on the ELF is its whole footprint (plus the stack).
+
+/// Connections the echo server serves at once: the core's `MAX_CONNS`.
+pub const CONNS: usize = 4;
+/// Bytes each connection's echo queue holds: the core's `QUEUE`. Smaller than a message
+/// of the script, so the queues wrap and the core applies backpressure.
+pub const QUEUE: usize = 256;
+/// The server's TCP sockets: one per connection, plus spares that finish a closing
+/// handshake while a fresh socket already listens for the slot it freed.
+pub const SERVER_SOCKETS: usize = CONNS + 2;
+/// Client connections, all open at once.
+pub const CLIENTS: usize = 4;
+/// Each TCP socket's receive buffer, and its send buffer.
+pub const TCP_BUFFER: usize = 1024;
+/// Packets the loopback device holds in flight.
+pub const PACKETS: usize = 16;
+/// The largest IP packet (576, the IPv4 minimum every host must accept).
+pub const MTU: usize = 576;
+/// Sockets in smoltcp's socket set.
+pub const SOCKETS: usize = SERVER_SOCKETS + CLIENTS;
+/// The bulk message each client sends after the seed's four: larger than the core's queue
+/// and than every socket buffer on the way.
+pub const STREAM: usize = 3000;

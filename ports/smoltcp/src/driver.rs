@@ -1,0 +1,470 @@
+//! The driver: a pool of smoltcp TCP sockets serving the core's connections.
+
+use echoloop_core::{Action, ConnId, Duration, Error, ErrorKind, Instant, Server};
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, RecvError, State};
+use smoltcp::socket::AnySocket;
+use smoltcp::time::Instant as NetInstant;
+
+use crate::time;
+
+/// How many send-then-receive rounds one connection gets per [`Driver::poll`]. Two suffice
+/// for a queue whose bytes wrap around its end; a few more let a fast peer move more per
+/// poll, and the bound keeps one busy connection from starving the others.
+const ROUNDS: usize = 4;
+
+/// What the driver needs to know besides the core's [`echoloop_core::Config`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Config {
+    /// The TCP port to listen on. Not 0: smoltcp cannot listen on it.
+    pub port: u16,
+    /// How long a gracefully closed socket may take to finish its FIN handshake before it
+    /// is aborted and reused: a peer that never acknowledges must not keep it forever.
+    pub close_timeout: Duration,
+}
+
+impl Config {
+    /// Listen on `port`; give a closing handshake ten seconds.
+    pub const fn new(port: u16) -> Self {
+        Config {
+            port,
+            close_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What one [`Driver::poll`] did. All zero: nothing happened, the application may sleep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Polled {
+    /// Connections given to the core.
+    pub accepted: usize,
+    /// Connections the core refused (full or shutting down): they were aborted.
+    pub refused: usize,
+    /// Bytes received into the core's queues.
+    pub received: usize,
+    /// Bytes sent from the core's queues.
+    pub sent: usize,
+    /// Connections closed at the core's request.
+    pub closed: usize,
+}
+
+impl Polled {
+    /// True when nothing moved.
+    pub const fn is_empty(&self) -> bool {
+        self.accepted == 0
+            && self.refused == 0
+            && self.received == 0
+            && self.sent == 0
+            && self.closed == 0
+    }
+}
+
+/// What one socket of the pool is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// Closed, free to listen.
+    Idle,
+    /// Listening, or in the middle of the handshake of the next connection.
+    Listening,
+    /// Serving a connection of the core.
+    Conn(ConnId),
+    /// Closed at this instant: finishing its FIN handshake, or sending the RST of an
+    /// abort, before it may listen again.
+    Draining(Instant),
+}
+
+/// One socket of the pool.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    handle: SocketHandle,
+    role: Role,
+}
+
+/// Serves an [`echoloop_core::Server`] of `CONNS` connections from a pool of `SOCKETS`
+/// smoltcp TCP sockets.
+///
+/// `SOCKETS` may exceed `CONNS`: a socket closed gracefully finishes its FIN handshake
+/// before it listens again, and the spare sockets keep a listener ready for each free slot
+/// of the core meanwhile. With `SOCKETS == CONNS` a new connection may be refused by
+/// smoltcp (a RST) until the handshake is over.
+///
+/// The driver holds only handles and roles; the sockets and their buffers stay in the
+/// application's [`SocketSet`], and the server stays the application's too, so it can read
+/// its [`Stats`](echoloop_core::Stats) or call [`Server::shutdown`].
+///
+/// Sockets are found by a linear search of the set rather than with `SocketSet::get_mut`,
+/// which panics on a handle it does not hold: socket sets are small, and a socket removed
+/// behind the driver's back becomes a hung-up connection, not a crash.
+#[derive(Debug)]
+pub struct Driver<const SOCKETS: usize, const CONNS: usize> {
+    config: Config,
+    pool: [Entry; SOCKETS],
+    /// The pool entry serving each core slot, indexed by [`ConnId::index`].
+    by_conn: [Option<usize>; CONNS],
+}
+
+impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
+    /// A driver for the TCP sockets `handles` of the application's socket set. They should
+    /// be closed; the first [`poll`](Self::poll) makes them listen.
+    pub fn new(config: Config, handles: [SocketHandle; SOCKETS]) -> Self {
+        Driver {
+            config,
+            pool: handles.map(|handle| Entry {
+                handle,
+                role: Role::Idle,
+            }),
+            by_conn: [None; CONNS],
+        }
+    }
+
+    /// The configuration in force.
+    pub const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// One round of serving: accept the connections smoltcp established, move bytes both
+    /// ways, report peer FINs and resets, let the core expire idle connections, carry out
+    /// its actions, recycle the sockets whose close is over, and keep one
+    /// socket listening per free slot. Call it after every `Interface::poll`.
+    pub fn poll<const QUEUE: usize>(
+        &mut self,
+        now: NetInstant,
+        server: &mut Server<CONNS, QUEUE>,
+        sockets: &mut SocketSet<'_>,
+    ) -> Polled {
+        let now = time::to_core(now);
+        let mut polled = Polled::default();
+        self.accept(now, server, sockets, &mut polled);
+        self.serve(now, server, sockets, &mut polled);
+        server.handle_timeout(now);
+        self.carry_out(now, server, sockets, &mut polled);
+        self.recycle(now, sockets);
+        self.listen(server, sockets);
+        polled
+    }
+
+    /// When [`poll`](Self::poll) must run again at the latest, smoltcp aside: the core's
+    /// next deadline or the end of a closing handshake. `None`: only on network activity.
+    pub fn poll_at<const QUEUE: usize>(&self, server: &Server<CONNS, QUEUE>) -> Option<NetInstant> {
+        let drained = self
+            .pool
+            .iter()
+            .filter_map(|e| match e.role {
+                Role::Draining(since) => Some(since.saturating_add(self.config.close_timeout)),
+                _ => None,
+            })
+            .min();
+        let deadline = match (drained, server.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        deadline.map(time::to_smoltcp)
+    }
+
+    /// The socket serving connection `id`, if it is open.
+    pub fn socket_of(&self, id: ConnId) -> Option<SocketHandle> {
+        self.entry_of(id)
+            .and_then(|k| self.pool.get(k))
+            .map(|e| e.handle)
+    }
+
+    /// The connection a socket serves, if any.
+    pub fn conn_of(&self, handle: SocketHandle) -> Option<ConnId> {
+        self.pool.iter().find_map(|e| match e.role {
+            Role::Conn(id) if e.handle == handle => Some(id),
+            _ => None,
+        })
+    }
+
+    /// Sockets listening (or completing a handshake) for the next connection.
+    pub fn listening(&self) -> usize {
+        self.count(|r| r == Role::Listening)
+    }
+
+    /// Sockets finishing a close: a FIN handshake, or sending the RST of an abort.
+    pub fn draining(&self) -> usize {
+        self.count(|r| matches!(r, Role::Draining(_)))
+    }
+
+    /// True when no socket serves a connection or finishes closing one: after
+    /// [`Server::is_shut_down`], the moment the application may stop polling.
+    pub fn is_idle(&self) -> bool {
+        self.count(|r| matches!(r, Role::Conn(_) | Role::Draining(_))) == 0
+    }
+
+    fn count(&self, f: impl Fn(Role) -> bool) -> usize {
+        self.pool.iter().filter(|e| f(e.role)).count()
+    }
+
+    /// The pool index serving `id`, checked against the id's generation.
+    fn entry_of(&self, id: ConnId) -> Option<usize> {
+        let k = (*self.by_conn.get(id.index())?)?;
+        (self.pool.get(k)?.role == Role::Conn(id)).then_some(k)
+    }
+
+    /// Hands the connections smoltcp established on listening sockets to the core.
+    fn accept<const Q: usize>(
+        &mut self,
+        now: Instant,
+        server: &mut Server<CONNS, Q>,
+        sockets: &mut SocketSet<'_>,
+        polled: &mut Polled,
+    ) {
+        for (k, entry) in self.pool.iter_mut().enumerate() {
+            if entry.role != Role::Listening {
+                continue;
+            }
+            let Some(socket) = tcp_socket(sockets, entry.handle) else {
+                entry.role = Role::Idle;
+                continue;
+            };
+            match socket.state() {
+                State::Listen | State::SynReceived => {}
+                // CloseWait: the peer sent its data and FIN before we looked; serve it all.
+                State::Established | State::CloseWait => match server.on_accepted(now) {
+                    Ok(id) => {
+                        entry.role = Role::Conn(id);
+                        if let Some(slot) = self.by_conn.get_mut(id.index()) {
+                            *slot = Some(k);
+                        }
+                        polled.accepted += 1;
+                    }
+                    Err(_) => {
+                        socket.abort();
+                        entry.role = Role::Draining(now);
+                        polled.refused += 1;
+                    }
+                },
+                // The handshake failed (smoltcp usually returns to Listen by itself).
+                _ => {
+                    socket.abort();
+                    entry.role = Role::Draining(now);
+                }
+            }
+        }
+    }
+
+    /// Moves bytes on every connection and reports what smoltcp saw happen to it.
+    fn serve<const Q: usize>(
+        &mut self,
+        now: Instant,
+        server: &mut Server<CONNS, Q>,
+        sockets: &mut SocketSet<'_>,
+        polled: &mut Polled,
+    ) {
+        for entry in &self.pool {
+            let Role::Conn(id) = entry.role else {
+                continue;
+            };
+            // A core error means the connection is closing: its actions say the rest.
+            let _ = match tcp_socket(sockets, entry.handle) {
+                Some(socket) => serve_conn(now, server, id, socket, polled),
+                None => server.on_error(id, ErrorKind::HangUp),
+            };
+        }
+    }
+
+    /// Carries out the core's actions: FIN for a write-side shutdown; for a close, finish
+    /// the handshake if the close is graceful, otherwise abort (a RST).
+    fn carry_out<const Q: usize>(
+        &mut self,
+        now: Instant,
+        server: &mut Server<CONNS, Q>,
+        sockets: &mut SocketSet<'_>,
+        polled: &mut Polled,
+    ) {
+        while let Some(action) = server.poll_action() {
+            let (id, close) = match action {
+                Action::ShutdownWrite(id) => (id, None),
+                Action::Close(id, reason) => (id, Some(reason)),
+            };
+            let Some(k) = self.entry_of(id) else {
+                continue;
+            };
+            let Some(entry) = self.pool.get_mut(k) else {
+                continue;
+            };
+            let socket = tcp_socket(sockets, entry.handle);
+            let Some(reason) = close else {
+                if let Some(socket) = socket {
+                    socket.close();
+                }
+                continue;
+            };
+            if let Some(slot) = self.by_conn.get_mut(id.index()) {
+                *slot = None;
+            }
+            polled.closed += 1;
+            entry.role = match socket {
+                Some(socket) => {
+                    if reason.is_graceful() {
+                        socket.close();
+                    } else {
+                        socket.abort();
+                    }
+                    Role::Draining(now)
+                }
+                None => Role::Idle,
+            };
+        }
+    }
+
+    /// Returns sockets whose closing is over (or overdue) to the idle pool.
+    fn recycle(&mut self, now: Instant, sockets: &mut SocketSet<'_>) {
+        for entry in &mut self.pool {
+            let Role::Draining(since) = entry.role else {
+                continue;
+            };
+            let overdue = now.saturating_since(since) >= self.config.close_timeout;
+            let mut socket = tcp_socket(sockets, entry.handle);
+            if let Some(socket) = socket.as_deref_mut() {
+                // After a shutdown the peer may still be sending: nobody will echo it now,
+                // but leaving it unread would close the window and the peer could never
+                // send its FIN. Read and drop it, as the FIN we sent announced.
+                let _ = socket.recv(|bytes| (bytes.len(), ()));
+            }
+            match socket {
+                Some(socket) if closed(socket) => {}
+                Some(_) if !overdue => continue,
+                // Overdue and still talking: abort, and give the RST one poll to go out.
+                Some(socket) if socket.state() != State::Closed => {
+                    socket.abort();
+                    continue;
+                }
+                // Overdue and the RST could not go out: listening again resets the socket.
+                Some(_) | None => {}
+            }
+            entry.role = Role::Idle;
+        }
+    }
+
+    /// Keeps exactly one socket listening per free slot of the core: more would accept
+    /// connections the core must refuse, fewer would refuse ones it could serve.
+    fn listen<const Q: usize>(&mut self, server: &Server<CONNS, Q>, sockets: &mut SocketSet<'_>) {
+        let wanted = if server.listener_interest() {
+            server.max_conns().saturating_sub(server.conn_count())
+        } else {
+            0
+        };
+        let mut listening = self.listening();
+        for entry in &mut self.pool {
+            if listening == wanted {
+                break;
+            }
+            let Some(socket) = tcp_socket(sockets, entry.handle) else {
+                continue;
+            };
+            if listening < wanted && entry.role == Role::Idle {
+                if socket.listen(self.config.port).is_ok() {
+                    entry.role = Role::Listening;
+                    listening += 1;
+                }
+            } else if listening > wanted
+                && entry.role == Role::Listening
+                && socket.state() == State::Listen
+            {
+                // Only idle listeners: a handshake under way becomes a refused connection.
+                socket.abort();
+                entry.role = Role::Idle;
+                listening -= 1;
+            }
+        }
+    }
+}
+
+/// Serves one connection: checks the socket is still connected, then sends and receives
+/// until nothing moves or the round budget is spent.
+fn serve_conn<const C: usize, const Q: usize>(
+    now: Instant,
+    server: &mut Server<C, Q>,
+    id: ConnId,
+    socket: &mut tcp::Socket<'_>,
+    polled: &mut Polled,
+) -> Result<(), Error> {
+    match socket.state() {
+        // CloseWait: the peer's FIN arrived; its data may still be in the socket.
+        State::Established | State::CloseWait => {}
+        // smoltcp goes to Closed on a RST (and on its own timeouts, which look the same).
+        State::Closed => return server.on_error(id, ErrorKind::Reset),
+        // We only close a socket after the core's Close, so anything else is a surprise.
+        _ => return server.on_error(id, ErrorKind::HangUp),
+    }
+    for _ in 0..ROUNDS {
+        let sent = send(now, server, id, socket)?;
+        let received = receive(now, server, id, socket)?;
+        polled.sent += sent;
+        polled.received += received;
+        if sent == 0 && received == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Sends the core's queued bytes straight from its queue into the socket's send buffer.
+fn send<const C: usize, const Q: usize>(
+    now: Instant,
+    server: &mut Server<C, Q>,
+    id: ConnId,
+    socket: &mut tcp::Socket<'_>,
+) -> Result<usize, Error> {
+    if !server.interest(id)?.write || !socket.can_send() {
+        return Ok(0);
+    }
+    match socket.send_slice(server.write_buf(id)?) {
+        Ok(n) => {
+            server.on_written(now, id, n)?;
+            Ok(n)
+        }
+        // can_send() vouched for the state, so the connection is gone.
+        Err(_) => server.on_error(id, ErrorKind::Other).map(|()| 0),
+    }
+}
+
+/// Receives straight into the core's queue; reports the peer's FIN as EOF once the socket
+/// holds no more data. Returns the bytes received.
+fn receive<const C: usize, const Q: usize>(
+    now: Instant,
+    server: &mut Server<C, Q>,
+    id: ConnId,
+    socket: &mut tcp::Socket<'_>,
+) -> Result<usize, Error> {
+    if !server.interest(id)?.read {
+        return Ok(0);
+    }
+    match socket.recv_slice(server.read_buf(id)?) {
+        // The lent buffer is never empty, so 0 means "nothing yet", not EOF: the core must
+        // not hear it, it would take it for EOF.
+        Ok(0) => Ok(0),
+        Ok(n) => server.on_read(now, id, n).map(|()| n),
+        // smoltcp says Finished only once the FIN arrived and every byte was received.
+        Err(RecvError::Finished) => server.on_read(now, id, 0).map(|()| 0),
+        Err(RecvError::InvalidState) => server.on_error(id, ErrorKind::HangUp).map(|()| 0),
+    }
+}
+
+/// Whether a closing socket is done with its peer and may listen again.
+fn closed(socket: &tcp::Socket<'_>) -> bool {
+    match socket.state() {
+        // An aborted socket forgets its peer once its RST is sent; listening before then
+        // would reset it and swallow the RST, and the peer would wait forever.
+        State::Closed => socket.remote_endpoint().is_none(),
+        // TIME-WAIT guards against old segments of this connection being taken for a new
+        // one on the same ports; a listening socket gets a new peer port, so it is done.
+        State::TimeWait => true,
+        _ => false,
+    }
+}
+
+/// The TCP socket `handle` of the set, if the set holds one.
+fn tcp_socket<'s, 'a>(
+    sockets: &'s mut SocketSet<'a>,
+    handle: SocketHandle,
+) -> Option<&'s mut tcp::Socket<'a>> {
+    sockets
+        .iter_mut()
+        .find(|(h, _)| *h == handle)
+        .and_then(|(_, socket)| tcp::Socket::downcast_mut(socket))
+}
