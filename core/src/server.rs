@@ -84,8 +84,9 @@ impl<const Q: usize> Slot<Q> {
 /// [`poll_timeout`](Self::poll_timeout)) and carries out what it is told
 /// ([`poll_action`](Self::poll_action)).
 ///
-/// Memory is fixed: `size_of::<Server<MAX_CONNS, QUEUE>>()` is all of it, about
-/// `MAX_CONNS * (QUEUE + 40) + 100` bytes. Every operation is O(1) except
+/// Memory is fixed: `size_of::<Server<MAX_CONNS, QUEUE>>()` is all of it: with `QUEUE` a
+/// multiple of 8, `MAX_CONNS * (QUEUE + 36) + 168` bytes on 64-bit targets and
+/// `MAX_CONNS * (QUEUE + 28) + 160` on 32-bit ones. Every operation is O(1) except
 /// [`shutdown`](Self::shutdown), which visits each open connection once.
 ///
 /// ```
