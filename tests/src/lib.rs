@@ -316,3 +316,83 @@ impl Rng {
         out
     }
 }
+
+/// Fills `out` with bytes `offset..offset + out.len()` of pseudo-random stream `seed`: any
+/// part of a stream can be regenerated to check it, without keeping the stream in memory.
+pub fn fill_stream(seed: u64, offset: usize, out: &mut [u8]) {
+    let mut pos = offset;
+    let mut i = 0;
+    while i < out.len() {
+        let block = (pos / 8) as u64;
+        let word = splitmix64(seed.wrapping_mul(0x1000_0000_01B3) ^ block).to_le_bytes();
+        let from = pos % 8;
+        let n = (8 - from).min(out.len() - i);
+        out[i..i + n].copy_from_slice(&word[from..from + n]);
+        i += n;
+        pos += n;
+    }
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Sends `size` bytes of stream `seed` in random-sized pieces (1 byte to 64 KiB), then
+/// half-closes.
+pub fn send_stream(sock: &mut TcpStream, seed: u64, size: usize) {
+    let mut sizes = Rng::new(seed ^ 0x5EED);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut offset = 0;
+    while offset < size {
+        let n = sizes.range(1, buf.len()).min(size - offset);
+        fill_stream(seed, offset, &mut buf[..n]);
+        sock.write_all(&buf[..n])
+            .unwrap_or_else(|e| panic!("stream {seed}: send at {offset}: {e}"));
+        offset += n;
+    }
+    sock.shutdown(std::net::Shutdown::Write).unwrap();
+}
+
+/// Reads until EOF, checking every byte against stream `seed`; returns how many came.
+pub fn check_stream(sock: &mut TcpStream, seed: u64) -> usize {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut want = vec![0u8; 64 * 1024];
+    let mut offset = 0;
+    loop {
+        let n = sock
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("stream {seed}: receive at {offset}: {e}"));
+        if n == 0 {
+            return offset;
+        }
+        fill_stream(seed, offset, &mut want[..n]);
+        if buf[..n] != want[..n] {
+            let at = buf[..n]
+                .iter()
+                .zip(&want[..n])
+                .take_while(|(a, b)| a == b)
+                .count();
+            panic!("stream {seed}: echo differs at byte {}", offset + at);
+        }
+        offset += n;
+    }
+}
+
+/// One client streaming `size` bytes of stream `seed` and checking the whole echo and EOF.
+pub fn echo_stream(addr: SocketAddr, seed: u64, size: usize) {
+    let sock = connect(addr);
+    echo_stream_on(sock, seed, size);
+}
+
+/// [`echo_stream`] on an already connected socket.
+pub fn echo_stream_on(sock: TcpStream, seed: u64, size: usize) {
+    let mut writer = sock.try_clone().unwrap();
+    let sender = thread::spawn(move || send_stream(&mut writer, seed, size));
+    let mut reader = sock;
+    let got = check_stream(&mut reader, seed);
+    sender.join().unwrap();
+    assert_eq!(got, size, "stream {seed}: echo length");
+}
