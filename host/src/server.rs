@@ -576,3 +576,40 @@ fn fail(core: &mut Core, id: ConnId, err: io::Error, moved: &mut Moved) {
     let _ = core.on_error(id, kind);
     moved.error = Some(err);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_is_the_documented_figure() {
+        // host/README.md quotes these figures: keep them in step.
+        let core = std::mem::size_of::<Core>();
+        // 16_420_168 bytes on x86_64 and aarch64: QUEUE plus 36 bytes per connection.
+        assert!(
+            core <= MAX_CONNS * (QUEUE + 64) + 4096,
+            "core: {core} bytes"
+        );
+        let tables = MAX_CONNS * (2 * std::mem::size_of::<Option<Conn>>() + 8) + QUEUE;
+        assert!(tables < 200 * 1024, "driver tables: {tables} bytes");
+    }
+
+    #[test]
+    fn max_conns_may_lower_the_capacity_but_not_raise_it() {
+        let options = |max_conns| Options {
+            listen: vec![],
+            max_conns,
+            idle_timeout: None,
+            trace: false,
+        };
+        assert_eq!(core_config(&options(10)).unwrap().max_conns, 10);
+        assert_eq!(
+            core_config(&options(MAX_CONNS)).unwrap().max_conns,
+            MAX_CONNS
+        );
+        for bad in [0, MAX_CONNS + 1] {
+            let err = core_config(&options(bad)).unwrap_err().to_string();
+            assert!(err.contains("1000"), "{err}");
+        }
+    }
+}
