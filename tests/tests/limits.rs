@@ -118,3 +118,30 @@ fn out_of_descriptors_neither_kills_nor_spins_and_recovers() {
         assert!(served_again(server.addr, Duration::from_secs(20)));
     });
 }
+
+#[test]
+fn max_conns_makes_newcomers_wait_not_fail() {
+    with_timeout(Duration::from_secs(60), || {
+        let server = Server::start(&["--max-conns", "2"]);
+        let mut first = connect(server.addr);
+        let mut second = connect(server.addr);
+        roundtrip(&mut first, b"one");
+        roundtrip(&mut second, b"two");
+        // The table is full: the third waits in the listen backlog, unanswered.
+        let mut third = connect(server.addr);
+        third.write_all(b"three").unwrap();
+        third
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut back = [0u8; 5];
+        assert!(third.read(&mut back).is_err(), "served beyond --max-conns");
+        // A slot frees: the third is accepted and its bytes echoed.
+        drop(first);
+        third
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        third.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"three");
+        roundtrip(&mut second, b"two again");
+    });
+}

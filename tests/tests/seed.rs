@@ -123,3 +123,46 @@ fn client_times_out_with_one_clear_line_when_nothing_comes_back() {
         assert!(stderr.contains("timed out"), "{stderr}");
     });
 }
+
+#[test]
+fn trace_shows_the_sets_and_what_the_core_did() {
+    with_timeout(Duration::from_secs(60), || {
+        let server = Server::start(&["--trace"]);
+        let out = Command::new(echoloop_bin())
+            .args([
+                "client",
+                "--connect",
+                &server.addr.to_string(),
+                "--sockets",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let local = stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(": ")
+            .next()
+            .unwrap()
+            .to_string();
+        let listener = format!("listener {}", server.addr);
+        assert!(server.wait_for_log(
+            &format!("{local}: core: close (peer closed)"),
+            Duration::from_secs(10)
+        ));
+        let log = server.stderr();
+        for want in [
+            format!("round 1: select(read [signals, {listener}], write [], except [], no timeout)"),
+            format!("-> 1 ready: read [{listener}], write [], except []"),
+            format!("{local}: accepted as #0.0"),
+            format!("select(read [signals, {listener}, {local}], write [], except [{local}]"),
+            format!("{local}: received 0, echoed 0, 0 queued, EOF"),
+            format!("{local}: core: shut down write side"),
+        ] {
+            assert!(log.contains(&want), "want {want:?} in:\n{log}");
+        }
+    });
+}
