@@ -53,13 +53,25 @@ fn build_bin() -> PathBuf {
     PathBuf::from(path)
 }
 
-/// Runs `body` on its own thread and fails the test if it takes longer than `limit`.
+/// The server processes a test body started, so that a timed-out test can kill them: its
+/// thread is left running, and would never drop them.
+type Owned = Arc<Mutex<Vec<Arc<Mutex<Child>>>>>;
+
+thread_local! {
+    static OWNED: std::cell::RefCell<Option<Owned>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `body` on its own thread and fails the test if it takes longer than `limit`,
+/// killing every server the body started.
 pub fn with_timeout<T: Send + 'static>(
     limit: Duration,
     body: impl FnOnce() -> T + Send + 'static,
 ) -> T {
+    let owned = Owned::default();
     let (tx, rx) = mpsc::channel();
+    let for_body = Arc::clone(&owned);
     let worker = thread::spawn(move || {
+        OWNED.with(|o| *o.borrow_mut() = Some(for_body));
         let _ = tx.send(body());
     });
     match rx.recv_timeout(limit) {
@@ -69,7 +81,15 @@ pub fn with_timeout<T: Send + 'static>(
             Err(panic) => std::panic::resume_unwind(panic),
             Ok(()) => panic!("test body ended without a result"),
         },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test timed out after {limit:?}"),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            for child in owned.lock().unwrap().iter() {
+                if let Ok(mut child) = child.lock() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            panic!("test timed out after {limit:?}")
+        }
     }
 }
 
@@ -117,6 +137,11 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let child = Arc::new(Mutex::new(child));
+        OWNED.with(|o| {
+            if let Some(owned) = &*o.borrow() {
+                owned.lock().unwrap().push(Arc::clone(&child));
+            }
+        });
         let stop_watchdog = Some(watchdog(Arc::clone(&child), Duration::from_secs(240)));
         let log = collect(stderr);
         let (tx, rx) = mpsc::channel();
