@@ -116,18 +116,14 @@ impl Server {
         let config = core_config(options)?;
         let mut listeners = Vec::with_capacity(options.listen.len());
         for &addr in &options.listen {
-            let fd = sys::listen(addr)
-                .map_err(|e| sys::context(&format!("cannot listen on {addr}"), e))?;
-            if fd.as_raw_fd() >= sys::FD_SETSIZE {
-                return Err(io::Error::other(format!(
-                    "cannot listen on {addr}: fd {} is beyond FD_SETSIZE",
-                    fd.as_raw_fd()
-                )));
-            }
+            let what = format!("cannot listen on {addr}");
+            let fd = sys::listen(addr).map_err(|e| sys::context(&what, e))?;
+            watchable(&fd, &what)?;
             let addr = sys::local_addr(fd.as_fd())?;
             listeners.push(Listener { fd, addr });
         }
         let signals = sys::signal_pipe()?;
+        watchable(&signals, "cannot watch for signals")?;
         let reserve = open_reserve().map_err(|e| sys::context("opening /dev/null", e))?;
         Ok(Server {
             core: boxed_core(config)?,
@@ -506,6 +502,18 @@ fn boxed_core(config: echoloop_core::Config) -> io::Result<Box<Core>> {
         .spawn(move || Box::new(Core::new(config)))?
         .join()
         .map_err(|_| io::Error::other("building the connection table failed"))
+}
+
+/// An error unless `select` can watch `fd` (host rule 1, for the server's own sockets).
+fn watchable(fd: &OwnedFd, what: &str) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    if raw < sys::FD_SETSIZE {
+        return Ok(());
+    }
+    let limit = sys::FD_SETSIZE;
+    Err(io::Error::other(format!(
+        "{what}: fd {raw} is beyond what select can watch ({limit})"
+    )))
 }
 
 fn open_reserve() -> io::Result<OwnedFd> {
