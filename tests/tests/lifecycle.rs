@@ -10,13 +10,15 @@ use echoloop_tests::{check_stream, connect, roundtrip, send_stream, with_timeout
 #[test]
 fn idle_client_is_closed_and_active_one_is_not() {
     with_timeout(Duration::from_secs(60), || {
-        let server = Server::start(&["--idle-timeout", "1"]);
+        // Two seconds, so a loaded machine's hiccup between the active client's messages
+        // (every 100 ms) cannot pass for idleness.
+        let server = Server::start(&["--idle-timeout", "2"]);
         let mut idle = connect(server.addr);
         let mut active = connect(server.addr);
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(3) {
+        while start.elapsed() < Duration::from_secs(5) {
             roundtrip(&mut active, b"keep me");
-            thread::sleep(Duration::from_millis(200));
+            thread::sleep(Duration::from_millis(100));
         }
         // The idle one got EOF (or a reset) by now; the active one is still served.
         idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
