@@ -30,7 +30,7 @@ pub enum Command {
 /// `echoloop serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on, IPv4 or IPv6 ([::1]:8090); repeat for several. Port 0 picks a
+    /// Address to listen on, IPv4 or IPv6 (`[::1]:8090`); repeat for several. Port 0 picks a
     /// free port (printed).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8090")]
     pub listen: Vec<SocketAddr>,
