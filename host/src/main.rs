@@ -1,6 +1,5 @@
-//! `echoloop`: the select(2) driver and the binary. A stub until the host issue lands.
+//! The `echoloop` binary: `echoloop serve`, `echoloop client`. See `echoloop --help`.
 
-fn main() {
-    eprintln!("echoloop: the host driver is not built yet");
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    echoloop::cli::main()
 }

@@ -1,0 +1,158 @@
+//! The command line: `echoloop serve` and `echoloop client`, and how their errors read.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{client, server};
+
+/// A readiness-driven TCP echo server on select(2), and its client.
+#[derive(Debug, Parser)]
+#[command(name = "echoloop", version)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the echo server until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Send messages on several sockets and check that every byte comes back.
+    Client(ClientArgs),
+}
+
+/// `echoloop serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, IPv4 or IPv6 (`[::1]:8090`); repeat for several. Port 0 picks a
+    /// free port (printed).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8090")]
+    pub listen: Vec<SocketAddr>,
+    /// Serve at most N connections at once (at most the compiled capacity, 1000).
+    #[arg(long, value_name = "N", default_value_t = server::MAX_CONNS)]
+    pub max_conns: usize,
+    /// Close connections on which no byte moved for this long (fractions allowed).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub idle_timeout: Option<Duration>,
+    /// Print, each round, what went into select, what came back and what the core did.
+    #[arg(long)]
+    pub trace: bool,
+}
+
+/// `echoloop client`.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The server's address.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8090")]
+    pub connect: SocketAddr,
+    /// How many sockets send the messages at once.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub sockets: u16,
+    /// Give up after this long without the whole echo (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub timeout: Duration,
+    /// Messages to send on every socket; by default the seed's four.
+    #[arg(value_name = "MESSAGE")]
+    pub messages: Vec<String>,
+}
+
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("'{text}' is not a positive number of seconds"))
+}
+
+/// Parses the command line and runs it; every error is one line on stderr.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let level = env_logger::Env::default().default_filter_or("info");
+    env_logger::Builder::from_env(level).init();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Client(args) => client(args),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("echoloop: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Help and version go out as clap writes them; a usage error becomes its first line
+/// (clap adds a usage block and a hint below it).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("echoloop: {first} (see --help)");
+    ExitCode::from(2)
+}
+
+fn serve(args: ServeArgs) -> io::Result<ExitCode> {
+    let options = server::Options {
+        listen: args.listen,
+        max_conns: args.max_conns,
+        idle_timeout: args.idle_timeout,
+        trace: args.trace,
+    };
+    let mut server = server::Server::bind(&options)?;
+    let mut stdout = io::stdout().lock();
+    for addr in server.local_addrs() {
+        let _ = writeln!(stdout, "listening on {addr}");
+    }
+    // Tests and scripts wait for these lines: they must not sit in a buffer.
+    let _ = stdout.flush();
+    drop(stdout);
+    server.run()?;
+    let stats = server.stats();
+    log::info!(
+        "shut down: accepted {}, refused {}, bytes in {}, bytes out {}, discarded {}",
+        stats.accepted,
+        stats.refused,
+        stats.bytes_in,
+        stats.bytes_out,
+        stats.bytes_discarded
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn client(args: ClientArgs) -> io::Result<ExitCode> {
+    let options = client::Options {
+        connect: args.connect,
+        sockets: usize::from(args.sockets),
+        messages: args.messages,
+        timeout: args.timeout,
+    };
+    let mut stdout = io::stdout().lock();
+    if client::run(&options, &mut stdout)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let _ = stdout.flush();
+    Err(io::Error::other("some echoes differ from what was sent"))
+}

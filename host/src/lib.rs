@@ -1,0 +1,19 @@
+//! `echoloop`: the host side of the echo server. A [`select(2)`](server) driver feeds the
+//! `no_std` core ([`echoloop_core`]) from real sockets; a [`client`] checks it end to end;
+//! [`cli`] is the `echoloop` binary's command line.
+//!
+//! Every `unsafe` block lives in [`sys`], the thin layer over libc; the rest is safe Rust.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+// No panicking call on any path the network can reach; tests may.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod cli;
+pub mod client;
+pub mod server;
+#[allow(unsafe_code)]
+pub mod sys;
+mod trace;
+
+pub use server::{Options, Server};

@@ -1,0 +1,623 @@
+//! The select(2) driver: each round it asks the core what to wait for, waits, feeds the
+//! core what happened, and carries out what the core decided.
+//!
+//! The shape of Redis's `ae_select.c`: the fd sets are rebuilt from the core's interest
+//! before every call (host rule 2), so no stale descriptor is ever watched. Per-round work
+//! is proportional to the open connections (the core lists them), never to the capacity.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant as StdInstant};
+
+use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant};
+use log::{debug, info, warn};
+
+use crate::sys::{self, FdSet};
+use crate::trace::Trace;
+
+/// The compiled connection capacity. `select` watches descriptors below 1024 only, and the
+/// process holds a few of its own (stdio, listeners, the self-pipe, the reserve fd), so
+/// 1000 is about all that one `select` loop can serve; it also fits the usual default
+/// `RLIMIT_NOFILE` of 1024.
+pub const MAX_CONNS: usize = 1000;
+
+/// The compiled per-connection queue: the most bytes held for a peer that does not read.
+/// 16 KiB keeps a full streaming round (one `recv`, one `send`) to a few syscalls.
+pub const QUEUE: usize = 16 * 1024;
+
+/// The core this driver runs.
+pub type Core = echoloop_core::Server<MAX_CONNS, QUEUE>;
+
+/// Accepts per listener per round: new connections cannot starve open ones.
+const ACCEPTS_PER_ROUND: usize = 64;
+
+/// `recv` calls per connection per round: a fast sender cannot starve the others.
+const READS_PER_ROUND: usize = 4;
+
+/// How long a shutdown may take to deliver what is queued.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How long to stop accepting when out of descriptors and the reserve trick fails.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// What `echoloop serve` was asked for.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Addresses to listen on (IPv4 or IPv6; port 0 picks a free port).
+    pub listen: Vec<SocketAddr>,
+    /// At most this many connections at once; at most [`MAX_CONNS`].
+    pub max_conns: usize,
+    /// Close connections idle for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Print each round's sets and events on stderr.
+    pub trace: bool,
+}
+
+/// A socket the driver owns, as it appears in logs: the peer's own address.
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    pub(crate) fd: OwnedFd,
+    pub(crate) peer: SocketAddr,
+}
+
+/// A listening socket.
+pub(crate) struct Listener {
+    pub(crate) fd: OwnedFd,
+    pub(crate) addr: SocketAddr,
+}
+
+/// The three sets handed to `select`, rebuilt each round.
+#[derive(Default)]
+pub(crate) struct Sets {
+    pub(crate) read: FdSet,
+    pub(crate) write: FdSet,
+    pub(crate) except: FdSet,
+}
+
+/// What one connection's turn moved, for `--trace`.
+#[derive(Default)]
+pub(crate) struct Moved {
+    pub(crate) received: usize,
+    pub(crate) sent: usize,
+    pub(crate) eof: bool,
+    pub(crate) error: Option<io::Error>,
+}
+
+/// A running echo server: the core, its sockets, and the driver's small tables, all
+/// allocated once by [`Server::bind`].
+pub struct Server {
+    core: Box<Core>,
+    pub(crate) listeners: Vec<Listener>,
+    /// Indexed by `ConnId::index()`.
+    pub(crate) conns: Vec<Option<Conn>>,
+    /// Connections watched this round, in the core's order.
+    pub(crate) watched: Vec<ConnId>,
+    /// Shut down by the server and still being read (and discarded) until the peer's EOF,
+    /// so that closing with unread input does not reset the connection and destroy the
+    /// echo still in flight.
+    pub(crate) lingering: Vec<Conn>,
+    pub(crate) sets: Sets,
+    pub(crate) signals: OwnedFd,
+    /// An open descriptor given up to accept-and-close when out of descriptors.
+    reserve: Option<OwnedFd>,
+    accept_paused_until: Option<StdInstant>,
+    /// When the shutdown grace period ends, once a signal came.
+    shutdown_deadline: Option<StdInstant>,
+    epoch: StdInstant,
+    scratch: Box<[u8]>,
+    trace: Option<Trace>,
+}
+
+impl Server {
+    /// Binds every address, installs the signal self-pipe and allocates everything the
+    /// server will ever use.
+    pub fn bind(options: &Options) -> io::Result<Server> {
+        let config = core_config(options)?;
+        let mut listeners = Vec::with_capacity(options.listen.len());
+        for &addr in &options.listen {
+            let what = format!("cannot listen on {addr}");
+            let fd = sys::listen(addr).map_err(|e| sys::context(&what, e))?;
+            watchable(&fd, &what)?;
+            let addr = sys::local_addr(fd.as_fd())?;
+            listeners.push(Listener { fd, addr });
+        }
+        let signals = sys::signal_pipe()?;
+        watchable(&signals, "cannot watch for signals")?;
+        let reserve = open_reserve().map_err(|e| sys::context("opening /dev/null", e))?;
+        Ok(Server {
+            core: boxed_core(config)?,
+            listeners,
+            conns: (0..MAX_CONNS).map(|_| None).collect(),
+            watched: Vec::with_capacity(MAX_CONNS),
+            lingering: Vec::with_capacity(MAX_CONNS),
+            sets: Sets::default(),
+            signals,
+            reserve: Some(reserve),
+            accept_paused_until: None,
+            shutdown_deadline: None,
+            epoch: StdInstant::now(),
+            scratch: vec![0; QUEUE].into_boxed_slice(),
+            trace: options.trace.then(Trace::default),
+        })
+    }
+
+    /// The addresses actually bound, in the order given (port 0 resolved).
+    pub fn local_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.listeners.iter().map(|l| l.addr)
+    }
+
+    /// What the core has done so far.
+    pub fn stats(&self) -> &echoloop_core::Stats {
+        self.core.stats()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then delivers what is queued (within
+    /// [`SHUTDOWN_GRACE`]) and returns. Errors only if `select` itself fails.
+    pub fn run(&mut self) -> io::Result<()> {
+        loop {
+            self.apply_actions();
+            if self.core.is_shut_down() && self.lingering.is_empty() {
+                return Ok(());
+            }
+            let timeout = self.build_sets();
+            if let Some(mut trace) = self.trace.take() {
+                trace.before(self, timeout);
+                self.trace = Some(trace);
+            }
+            let sets = &mut self.sets;
+            match sys::select(&mut sets.read, &mut sets.write, &mut sets.except, timeout) {
+                Ok(n) => {
+                    if let Some(mut trace) = self.trace.take() {
+                        trace.after(self, n);
+                        self.trace = Some(trace);
+                    }
+                }
+                // Host rule 3: a signal interrupted the wait; its byte is in the pipe.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    if let Some(trace) = &mut self.trace {
+                        trace.interrupted();
+                    }
+                    continue;
+                }
+                Err(e) => return Err(sys::context("select", e)),
+            }
+            let now = self.now();
+            if self.sets.read.contains(self.signals.as_raw_fd()) {
+                self.on_signal(now);
+            }
+            self.accept_ready(now);
+            self.serve_ready(now);
+            self.linger();
+            self.core.handle_timeout(now);
+        }
+    }
+
+    /// The core's clock: milliseconds on a monotonic clock since start-up.
+    fn now(&self) -> Instant {
+        Instant::from_millis(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    /// Fills the sets from the core's interest; returns how long `select` may wait.
+    fn build_sets(&mut self) -> Option<Duration> {
+        let sets = &mut self.sets;
+        sets.read.clear();
+        sets.write.clear();
+        sets.except.clear();
+        sets.read.insert(self.signals.as_raw_fd());
+        let clock = StdInstant::now();
+        if self.accept_paused_until.is_some_and(|t| t <= clock) {
+            self.accept_paused_until = None;
+        }
+        if self.core.listener_interest() && self.accept_paused_until.is_none() {
+            for l in &self.listeners {
+                sets.read.insert(l.fd.as_raw_fd());
+            }
+        }
+        self.watched.clear();
+        for (id, interest) in self.core.conns() {
+            let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
+                continue;
+            };
+            let fd = conn.fd.as_raw_fd();
+            if interest.read {
+                // Exceptional means urgent data (host rule 5): read in place, like input.
+                sets.read.insert(fd);
+                sets.except.insert(fd);
+            }
+            if interest.write {
+                sets.write.insert(fd);
+            }
+            self.watched.push(id);
+        }
+        for conn in &self.lingering {
+            sets.read.insert(conn.fd.as_raw_fd());
+        }
+        self.timeout(clock)
+    }
+
+    /// The earliest of the core's deadline, the end of an accept pause and the end of the
+    /// shutdown grace period, as a wait from `clock`.
+    fn timeout(&self, clock: StdInstant) -> Option<Duration> {
+        let core = self.core.poll_timeout().map(|deadline| {
+            let now = clock.saturating_duration_since(self.epoch).as_millis() as u64;
+            Duration::from_millis(deadline.as_millis().saturating_sub(now))
+        });
+        let other = [
+            self.accept_paused_until,
+            self.shutdown_deadline
+                .filter(|_| !self.lingering.is_empty()),
+        ];
+        let other = other
+            .into_iter()
+            .flatten()
+            .map(|t| t.saturating_duration_since(clock));
+        core.into_iter().chain(other).min()
+    }
+
+    /// A signal arrived: stop accepting and start the graceful shutdown (host rule 8).
+    /// A second signal ends the grace period at once.
+    fn on_signal(&mut self, now: Instant) {
+        if let Err(e) = sys::drain(self.signals.as_fd(), &mut self.scratch) {
+            warn!("reading the signal pipe: {e}");
+        }
+        let grace = echoloop_core::Duration::from_millis(SHUTDOWN_GRACE.as_millis() as u64);
+        if self.shutdown_deadline.is_some() {
+            info!("signal received again: closing every connection now");
+            self.core.handle_timeout(now.saturating_add(grace));
+            self.lingering.clear();
+            return;
+        }
+        info!(
+            "signal received: shutting down, delivering what is queued (grace {SHUTDOWN_GRACE:?})"
+        );
+        self.shutdown_deadline = Some(StdInstant::now() + SHUTDOWN_GRACE);
+        // Closing the listeners makes new connection attempts fail at once.
+        self.listeners.clear();
+        self.core.shutdown(now, grace);
+    }
+
+    /// Accepts from every readable listener, a bounded number each (host rule 6).
+    fn accept_ready(&mut self, now: Instant) {
+        for i in 0..self.listeners.len() {
+            let Some(listener) = self.listeners.get(i) else {
+                break;
+            };
+            if !self.sets.read.contains(listener.fd.as_raw_fd()) {
+                continue;
+            }
+            for _ in 0..ACCEPTS_PER_ROUND {
+                if !self.core.listener_interest() || !self.accept_one(i, now) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// One `accept` on listener `i`; false when the listener has nothing more for now.
+    fn accept_one(&mut self, i: usize, now: Instant) -> bool {
+        let Some(listener) = self.listeners.get(i) else {
+            return false;
+        };
+        match sys::accept(listener.fd.as_fd()) {
+            Ok((fd, peer)) => {
+                self.admit(now, fd, peer);
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => match e.raw_os_error() {
+                // The peer gave up while queued (or a protocol hiccup): try the next one.
+                Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => true,
+                Some(libc::EMFILE | libc::ENFILE) => {
+                    self.shed_load(i, &e);
+                    false
+                }
+                _ => {
+                    warn!(
+                        "accept on {}: {e}; pausing accepts for {ACCEPT_PAUSE:?}",
+                        listener.addr
+                    );
+                    self.accept_paused_until = Some(StdInstant::now() + ACCEPT_PAUSE);
+                    false
+                }
+            },
+        }
+    }
+
+    /// Gives an accepted socket a slot, or closes it: when the core refuses, or when its
+    /// descriptor is one `select` cannot watch (host rule 1).
+    fn admit(&mut self, now: Instant, fd: OwnedFd, peer: SocketAddr) {
+        let raw = fd.as_raw_fd();
+        if raw >= sys::FD_SETSIZE {
+            self.core.on_refused();
+            warn!(
+                "refusing {peer}: fd {raw} is beyond what select can watch (FD_SETSIZE {})",
+                sys::FD_SETSIZE
+            );
+            return;
+        }
+        match self.core.on_accepted(now) {
+            Ok(id) => {
+                info!("connection from {peer}");
+                if let Some(trace) = &mut self.trace {
+                    trace.event(peer, format_args!("accepted as {id} (fd {raw})"));
+                }
+                if let Some(slot) = self.conns.get_mut(id.index()) {
+                    *slot = Some(Conn { id, fd, peer });
+                }
+            }
+            Err(e) => info!("refusing {peer}: {e}"),
+        }
+    }
+
+    /// Out of descriptors (host rule 6): accepting would fail again at once and `select`
+    /// would report the listener readable for ever. Like libuv's `uv__emfile_trick`, give
+    /// up the reserve descriptor, accept and close what is pending, and take the reserve
+    /// back; failing that, stop watching the listener for a moment.
+    fn shed_load(&mut self, i: usize, err: &io::Error) {
+        let Some(listener) = self.listeners.get(i) else {
+            return;
+        };
+        warn!(
+            "accept on {}: {err}; closing pending connections",
+            listener.addr
+        );
+        if self.reserve.take().is_some() {
+            for _ in 0..ACCEPTS_PER_ROUND {
+                match sys::accept(listener.fd.as_fd()) {
+                    Ok((_fd, peer)) => {
+                        self.core.on_refused();
+                        info!("refusing {peer}: out of file descriptors");
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                    Err(_) => break,
+                }
+            }
+            self.reserve = open_reserve().ok();
+        }
+        if self.reserve.is_none() {
+            self.accept_paused_until = Some(StdInstant::now() + ACCEPT_PAUSE);
+        }
+    }
+
+    /// Serves every watched connection that `select` reported ready.
+    fn serve_ready(&mut self, now: Instant) {
+        for k in 0..self.watched.len() {
+            let Some(&id) = self.watched.get(k) else {
+                break;
+            };
+            let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
+                continue;
+            };
+            let raw = conn.fd.as_raw_fd();
+            let sets = &self.sets;
+            let readable = sets.read.contains(raw) || sets.except.contains(raw);
+            let writable = sets.write.contains(raw);
+            if !readable && !writable {
+                continue;
+            }
+            let mut moved = Moved::default();
+            if writable {
+                flush(&mut self.core, now, id, conn.fd.as_fd(), &mut moved);
+            }
+            if readable {
+                receive(&mut self.core, now, id, conn.fd.as_fd(), &mut moved);
+            }
+            if let Some(trace) = &mut self.trace {
+                trace.moved(conn.peer, &moved, self.core.queued(id).ok());
+            }
+        }
+    }
+
+    /// Carries out the core's decisions: shut down write sides, close sockets.
+    fn apply_actions(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::ShutdownWrite(id) => {
+                    let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
+                        continue;
+                    };
+                    if conn.id != id {
+                        continue;
+                    }
+                    if let Err(e) = sys::shutdown_write(conn.fd.as_fd()) {
+                        debug!("shutdown of {}: {e}", conn.peer);
+                    }
+                    if let Some(trace) = &mut self.trace {
+                        trace.event(conn.peer, format_args!("core: shut down write side"));
+                    }
+                }
+                Action::Close(id, reason) => self.close(id, reason),
+            }
+        }
+    }
+
+    fn close(&mut self, id: ConnId, reason: CloseReason) {
+        let Some(slot) = self.conns.get_mut(id.index()) else {
+            return;
+        };
+        let Some(conn) = slot.take_if(|c| c.id == id) else {
+            return;
+        };
+        info!("closing {}: {reason}", conn.peer);
+        if let Some(trace) = &mut self.trace {
+            trace.event(conn.peer, format_args!("core: close ({reason})"));
+        }
+        if reason == CloseReason::Shutdown {
+            self.lingering.push(conn);
+        }
+    }
+
+    /// Reads and discards from connections shut down by the server until the peer's EOF
+    /// or the end of the grace period, then closes them.
+    fn linger(&mut self) {
+        let expired = self
+            .shutdown_deadline
+            .is_some_and(|d| d <= StdInstant::now());
+        let (sets, scratch) = (&self.sets, &mut self.scratch);
+        self.lingering.retain(|conn| {
+            if expired {
+                return false;
+            }
+            if !sets.read.contains(conn.fd.as_raw_fd()) {
+                return true;
+            }
+            match sys::recv(conn.fd.as_fd(), scratch) {
+                Ok(0) => false,
+                Ok(_) => true,
+                Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            }
+        });
+    }
+}
+
+/// The core's configuration, or an error naming the compiled limit.
+fn core_config(options: &Options) -> io::Result<echoloop_core::Config> {
+    if options.max_conns == 0 || options.max_conns > MAX_CONNS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "--max-conns {} is out of range: this build serves 1 to {MAX_CONNS} connections",
+                options.max_conns
+            ),
+        ));
+    }
+    let idle_timeout = options.idle_timeout.map(|d| {
+        echoloop_core::Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
+    });
+    Ok(echoloop_core::Config {
+        idle_timeout,
+        max_conns: options.max_conns,
+    })
+}
+
+/// The core on the heap. Built on a thread with a stack large enough to hold it: unoptimised
+/// builds construct the value on the stack before moving it into the box, and
+/// `size_of::<Core>()` (16 MiB) is more than a main thread's stack.
+fn boxed_core(config: echoloop_core::Config) -> io::Result<Box<Core>> {
+    let stack = 4 * std::mem::size_of::<Core>() + (1 << 20);
+    std::thread::Builder::new()
+        .name("core-init".into())
+        .stack_size(stack)
+        .spawn(move || Box::new(Core::new(config)))?
+        .join()
+        .map_err(|_| io::Error::other("building the connection table failed"))
+}
+
+/// An error unless `select` can watch `fd` (host rule 1, for the server's own sockets).
+fn watchable(fd: &OwnedFd, what: &str) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    if raw < sys::FD_SETSIZE {
+        return Ok(());
+    }
+    let limit = sys::FD_SETSIZE;
+    Err(io::Error::other(format!(
+        "{what}: fd {raw} is beyond what select can watch ({limit})"
+    )))
+}
+
+fn open_reserve() -> io::Result<OwnedFd> {
+    std::fs::File::open("/dev/null").map(OwnedFd::from)
+}
+
+/// Sends what is queued until the socket takes no more (partial writes, host rule 4).
+fn flush(core: &mut Core, now: Instant, id: ConnId, fd: BorrowedFd<'_>, moved: &mut Moved) {
+    // At most twice: the queued bytes may wrap around the end of the ring.
+    loop {
+        let Ok(buf) = core.write_buf(id) else { return };
+        let len = buf.len();
+        if len == 0 {
+            return;
+        }
+        match sys::send(fd, buf) {
+            Ok(n) => {
+                moved.sent += n;
+                if core.on_written(now, id, n).is_err() || n < len {
+                    return;
+                }
+            }
+            Err(e) => return fail(core, id, e, moved),
+        }
+    }
+}
+
+/// Receives into the core's queue and echoes straight back in the same round. Reads again
+/// only if the last `recv` filled the whole lent slice, so no call is wasted on `EAGAIN`.
+fn receive(core: &mut Core, now: Instant, id: ConnId, fd: BorrowedFd<'_>, moved: &mut Moved) {
+    for _ in 0..READS_PER_ROUND {
+        let Ok(buf) = core.read_buf(id) else { return };
+        let room = buf.len();
+        match sys::recv(fd, buf) {
+            Ok(0) => {
+                moved.eof = true;
+                let _ = core.on_read(now, id, 0);
+                return;
+            }
+            Ok(n) => {
+                moved.received += n;
+                if core.on_read(now, id, n).is_err() {
+                    return;
+                }
+                flush(core, now, id, fd, moved);
+                if n < room {
+                    return;
+                }
+            }
+            Err(e) => return fail(core, id, e, moved),
+        }
+    }
+}
+
+/// A failed `recv`/`send`: `EAGAIN` is "not now"; anything else closes this connection
+/// only (host rule 4).
+fn fail(core: &mut Core, id: ConnId, err: io::Error, moved: &mut Moved) {
+    if err.kind() == io::ErrorKind::WouldBlock {
+        return;
+    }
+    let kind = match err.raw_os_error() {
+        Some(libc::ECONNRESET | libc::EPIPE) => ErrorKind::Reset,
+        Some(libc::ETIMEDOUT) => ErrorKind::TimedOut,
+        Some(libc::ENOTCONN | libc::ESHUTDOWN) => ErrorKind::HangUp,
+        _ => ErrorKind::Other,
+    };
+    debug!("{id}: {err}");
+    let _ = core.on_error(id, kind);
+    moved.error = Some(err);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_is_the_documented_figure() {
+        // host/README.md quotes these figures: keep them in step.
+        let core = std::mem::size_of::<Core>();
+        // 16_420_168 bytes on x86_64 and aarch64: QUEUE plus 36 bytes per connection.
+        assert!(
+            core <= MAX_CONNS * (QUEUE + 64) + 4096,
+            "core: {core} bytes"
+        );
+        let tables = MAX_CONNS * (2 * std::mem::size_of::<Option<Conn>>() + 8) + QUEUE;
+        assert!(tables < 200 * 1024, "driver tables: {tables} bytes");
+    }
+
+    #[test]
+    fn max_conns_may_lower_the_capacity_but_not_raise_it() {
+        let options = |max_conns| Options {
+            listen: vec![],
+            max_conns,
+            idle_timeout: None,
+            trace: false,
+        };
+        assert_eq!(core_config(&options(10)).unwrap().max_conns, 10);
+        assert_eq!(
+            core_config(&options(MAX_CONNS)).unwrap().max_conns,
+            MAX_CONNS
+        );
+        for bad in [0, MAX_CONNS + 1] {
+            let err = core_config(&options(bad)).unwrap_err().to_string();
+            assert!(err.contains("1000"), "{err}");
+        }
+    }
+}
