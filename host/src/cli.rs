@@ -1,13 +1,13 @@
-//! The command line: `echoloop serve` and `echoloop client`, and how their errors read.
+//! The command line: `echoloop serve`, `client` and `bench`, and how their errors read.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{client, server};
+use crate::{bench, client, server};
 
 /// A readiness-driven TCP echo server on select(2), and its client.
 #[derive(Debug, Parser)]
@@ -25,6 +25,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Send messages on several sockets and check that every byte comes back.
     Client(ClientArgs),
+    /// Load a server with many connections, check every echoed byte, report rates and latency.
+    Bench(BenchArgs),
 }
 
 /// `echoloop serve`.
@@ -62,6 +64,54 @@ pub struct ClientArgs {
     pub messages: Vec<String>,
 }
 
+/// `echoloop bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The server's address.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8090")]
+    pub connect: SocketAddr,
+    /// pingpong: send a message, wait for its whole echo, repeat; stream: write
+    /// continuously and read the echo back.
+    #[arg(long, value_enum, default_value_t = BenchMode::Pingpong)]
+    pub mode: BenchMode,
+    /// Connections, all loaded at once.
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u16).range(1..=bench::MAX_CONNS as i64))]
+    pub conns: u16,
+    /// Message size (pingpong) or write size (stream), in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=bench::MAX_SIZE as i64))]
+    pub size: u32,
+    /// How long to measure (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// How long to load the server before measuring; 0 for no warm-up.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs_or_zero)]
+    pub warmup: Duration,
+    /// Give up when no echo arrives for this long (a dead or stuck server).
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    pub timeout: Duration,
+    /// Print one JSON object instead of text (and no progress display).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `echoloop bench --mode`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BenchMode {
+    /// One message at a time per connection.
+    Pingpong,
+    /// Continuous writes per connection.
+    Stream,
+}
+
+fn parse_secs_or_zero(text: &str) -> Result<Duration, String> {
+    if text.parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_secs(text)
+}
+
 fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
@@ -83,6 +133,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Client(args) => client(args),
+        Command::Bench(args) => run_bench(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("echoloop: {e}");
@@ -155,4 +206,35 @@ fn client(args: ClientArgs) -> io::Result<ExitCode> {
     }
     let _ = stdout.flush();
     Err(io::Error::other("some echoes differ from what was sent"))
+}
+
+fn run_bench(args: BenchArgs) -> io::Result<ExitCode> {
+    let options = bench::Options {
+        connect: args.connect,
+        mode: match args.mode {
+            BenchMode::Pingpong => bench::Mode::PingPong,
+            BenchMode::Stream => bench::Mode::Stream,
+        },
+        conns: usize::from(args.conns),
+        size: args.size as usize,
+        duration: args.duration,
+        warmup: args.warmup,
+        timeout: args.timeout,
+        progress: !args.json && bench::stderr_is_terminal(),
+    };
+    let report = bench::run(&options)?;
+    let mut stdout = io::stdout().lock();
+    if args.json {
+        let _ = writeln!(stdout, "{}", report.to_json());
+    } else {
+        let _ = writeln!(stdout, "{report}");
+    }
+    let _ = stdout.flush();
+    if report.mismatches > 0 {
+        return Err(io::Error::other(format!(
+            "{} connections received an echo that differs from what was sent",
+            report.mismatches
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,14 +1,16 @@
 //! `echoloop`: the host side of the echo server. A [`select(2)`](server) driver feeds the
 //! `no_std` core ([`echoloop_core`]) from real sockets; a [`client`] checks it end to end;
-//! [`cli`] is the `echoloop` binary's command line.
+//! [`bench`] loads it and measures; [`cli`] is the `echoloop` binary's command line.
 //!
-//! Every `unsafe` block lives in [`sys`], the thin layer over libc; the rest is safe Rust.
+//! Every `unsafe` block lives in [`sys`], the thin layer over libc (and in the load
+//! generator's own `bench::os`, for `poll`); the rest is safe Rust.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 // No panicking call on any path the network can reach; tests may.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod server;

@@ -1,0 +1,137 @@
+//! `echoloop bench` against the real server, a server that corrupts one byte, and one
+//! that never answers.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Output};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use echoloop_tests::{echoloop_bin, with_timeout, Server};
+
+fn bench(addr: SocketAddr, args: &[&str]) -> Output {
+    Command::new(echoloop_bin())
+        .args(["bench", "--connect", &addr.to_string(), "--json"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn field(json: &str, name: &str) -> f64 {
+    let key = format!("\"{name}\":");
+    let rest = json
+        .split_once(&key)
+        .unwrap_or_else(|| panic!("{name} in {json}"))
+        .1;
+    let end = rest.find([',', '}']).unwrap();
+    rest[..end].parse().unwrap()
+}
+
+#[test]
+fn both_modes_report_checked_echoes_as_one_json_object() {
+    with_timeout(Duration::from_secs(120), || {
+        let server = Server::start(&[]);
+        for args in [
+            ["--mode", "pingpong", "--conns", "20", "--size", "100"],
+            ["--mode", "stream", "--conns", "3", "--size", "40000"],
+        ] {
+            let out = bench(
+                server.addr,
+                &[&args[..], &["--duration", "1", "--warmup", "0.2"]].concat(),
+            );
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{args:?}: {stderr}");
+            assert_eq!(stdout.lines().count(), 1, "{stdout}");
+            assert!(
+                stderr.is_empty(),
+                "no progress display with --json: {stderr}"
+            );
+            assert!(field(&stdout, "messages") > 0.0, "{stdout}");
+            assert!(field(&stdout, "bytes") >= field(&stdout, "messages") * 40.0);
+            assert_eq!(field(&stdout, "mismatches"), 0.0, "{stdout}");
+            assert_eq!(field(&stdout, "resets"), 0.0, "{stdout}");
+            assert!(field(&stdout, "p50") > 0.0 && field(&stdout, "p50") <= field(&stdout, "max"));
+            assert_eq!(
+                field(&stdout, "conns"),
+                f64::from(if args[1] == "stream" { 3 } else { 20 })
+            );
+        }
+    });
+}
+
+/// Echoes every byte but flips one bit of the 1000th on each connection.
+fn corrupting_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut total = 0usize;
+                while let Ok(n) = sock.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    if (total..total + n).contains(&999) {
+                        buf[999 - total] ^= 1;
+                    }
+                    total += n;
+                    if sock.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_corrupted_echo_is_a_mismatch_and_a_failure() {
+    with_timeout(Duration::from_secs(120), || {
+        let addr = corrupting_server();
+        let out = bench(
+            addr,
+            &[
+                "--conns",
+                "2",
+                "--size",
+                "64",
+                "--duration",
+                "1",
+                "--warmup",
+                "0",
+            ],
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!out.status.success(), "{stdout}");
+        assert_eq!(field(&stdout, "mismatches"), 2.0, "{stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("differs"), "{stderr}");
+    });
+}
+
+#[test]
+fn a_silent_server_is_a_clear_error_in_bounded_time() {
+    with_timeout(Duration::from_secs(120), || {
+        // The kernel completes the handshakes; nobody ever reads or answers.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let started = Instant::now();
+        let out = bench(
+            addr,
+            &["--conns", "3", "--duration", "60", "--timeout", "1"],
+        );
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!out.status.success());
+        assert!(stderr.contains("no echo from"), "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        drop(listener);
+        let out = bench(addr, &["--duration", "1"]);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("cannot connect"), "{stderr}");
+    });
+}
