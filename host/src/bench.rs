@@ -121,6 +121,8 @@ struct Load {
     live: usize,
     scratch: Box<[u8]>,
     tally: Tally,
+    /// Round trips completed in the warm-up.
+    warmup_messages: u64,
     connect_failures: u64,
     resets: u64,
     mismatches: u64,
@@ -152,6 +154,7 @@ impl Load {
             fds,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             tally: Tally::default(),
+            warmup_messages: 0,
             connect_failures: 0,
             resets: 0,
             mismatches: 0,
@@ -179,6 +182,7 @@ impl Load {
         loop {
             let now = Instant::now();
             if self.measured_from.is_none() && now >= measure_at {
+                self.warmup_messages = self.messages(options, &self.tally);
                 self.tally = Tally::default();
                 self.measured_from = Some((now, os::cpu_time()));
             }
@@ -271,22 +275,27 @@ impl Load {
         Ok(())
     }
 
+    /// Round trips in a tally: whole messages, or for a stream, echoed bytes / size.
+    fn messages(&self, options: &Options, tally: &Tally) -> u64 {
+        match options.mode {
+            Mode::PingPong => tally.messages,
+            Mode::Stream => tally.bytes / options.size as u64,
+        }
+    }
+
     fn report(&self, options: &Options) -> Report {
         let (from, cpu_from) = self
             .measured_from
             .unwrap_or((Instant::now(), Duration::ZERO));
         let (to, cpu_to) = self.measured_to.unwrap_or((from, cpu_from));
-        let messages = match options.mode {
-            Mode::PingPong => self.tally.messages,
-            Mode::Stream => self.tally.bytes / options.size as u64,
-        };
         Report {
             mode: options.mode,
             conns: self.peers.len(),
             size: options.size,
             elapsed: to - from,
-            messages,
+            messages: self.messages(options, &self.tally),
             bytes: self.tally.bytes,
+            warmup_messages: self.warmup_messages,
             p50: self.tally.latency.quantile(0.5),
             p99: self.tally.latency.quantile(0.99),
             p999: self.tally.latency.quantile(0.999),

@@ -20,6 +20,9 @@ pub struct Report {
     pub messages: u64,
     /// Echoed bytes, every one checked.
     pub bytes: u64,
+    /// Round trips during the warm-up (with `messages`: every round trip of the run, for
+    /// dividing a server's whole-run counters by).
+    pub warmup_messages: u64,
     /// Round-trip latency percentiles (stream: from a write to the end of its echo).
     pub p50: Duration,
     /// 99th percentile.
@@ -79,7 +82,7 @@ impl Report {
         format!(
             concat!(
                 "{{\"mode\":\"{}\",\"conns\":{},\"size\":{},\"seconds\":{:.3},",
-                "\"messages\":{},\"bytes\":{},\"messages_per_sec\":{:.1},\"mb_per_sec\":{:.3},",
+                "\"messages\":{},\"bytes\":{},\"warmup_messages\":{},\"messages_per_sec\":{:.1},\"mb_per_sec\":{:.3},",
                 "\"latency_us\":{{\"p50\":{:.1},\"p99\":{:.1},\"p999\":{:.1},\"max\":{:.1},",
                 "\"samples\":{}}},",
                 "\"connect_failures\":{},\"resets\":{},\"mismatches\":{},",
@@ -91,6 +94,7 @@ impl Report {
             self.elapsed.as_secs_f64(),
             self.messages,
             self.bytes,
+            self.warmup_messages,
             self.messages_per_sec(),
             self.mb_per_sec(),
             micros(self.p50),
@@ -162,6 +166,7 @@ mod tests {
             elapsed: Duration::from_secs(2),
             messages: 100,
             bytes: 1000,
+            warmup_messages: 7,
             p50: Duration::from_micros(5),
             p99: Duration::from_micros(9),
             p999: Duration::from_micros(10),
