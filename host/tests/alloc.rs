@@ -1,0 +1,153 @@
+//! Zero heap allocations per event in steady state: the real select loop, in this process
+//! on its own thread, serves thousands of echoes between two checkpoints while a counting
+//! global allocator counts every allocation made on that thread.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Counts allocations made by threads that opted in; everything goes to `System`.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Set on the server's thread only: the test's own clients may allocate freely.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    // `try_with`: no panic while a thread's locals are being torn down.
+    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting touches
+// only an atomic and a const-initialised thread-local, neither of which allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// Starts the real server loop on port 0 on a counted thread; returns its address. The
+/// thread serves until the test process exits.
+fn start_server() -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let options = echoloop::Options {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            max_conns: echoloop::server::MAX_CONNS,
+            idle_timeout: Some(Duration::from_secs(600)),
+            trace: false,
+        };
+        let mut server = echoloop::Server::bind(&options).unwrap();
+        let addr = server.local_addrs().next().unwrap();
+        COUNTED.with(|c| c.set(true));
+        // Proof that this thread's allocations are seen.
+        let before = allocations();
+        drop(std::hint::black_box(Vec::<u8>::with_capacity(1)));
+        assert_eq!(
+            allocations(),
+            before + 1,
+            "the counter must count this thread"
+        );
+        tx.send(addr).unwrap();
+        server.run().unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(60)).unwrap()
+}
+
+/// One round trip of `len` bytes of a pattern, checked.
+fn echo(sock: &mut TcpStream, len: usize, seed: usize, buf: &mut [u8]) {
+    let msg = &mut buf[..len];
+    for (i, b) in msg.iter_mut().enumerate() {
+        *b = (i.wrapping_mul(31) ^ seed) as u8;
+    }
+    sock.write_all(msg).unwrap();
+    let mut got = vec![0u8; len];
+    sock.read_exact(&mut got).unwrap();
+    assert!(got == *msg, "echo differs");
+}
+
+/// A round over every socket; sizes vary from 1 byte to more than the 16 KiB queue, so
+/// partial sends and a full queue (backpressure) are part of the steady state.
+fn round(socks: &mut [TcpStream], r: usize, buf: &mut [u8]) {
+    for (i, sock) in socks.iter_mut().enumerate() {
+        let len = [1, 64, 1000, 4096, 16 * 1024, 40_000][(r + i) % 6];
+        echo(sock, len, r * 131 + i, buf);
+    }
+}
+
+#[test]
+fn steady_state_echoes_allocate_nothing() {
+    let addr = start_server();
+    let mut socks: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_nodelay(true).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s
+        })
+        .collect();
+    let mut buf = vec![0u8; 40_000];
+    // Warm-up: every connection accepted and served at every message size.
+    for r in 0..30 {
+        round(&mut socks, r, &mut buf);
+    }
+    let first = allocations();
+    for r in 0..300 {
+        round(&mut socks, r, &mut buf);
+    }
+    let second = allocations();
+    assert_eq!(
+        second - first,
+        0,
+        "6000 echoes made {} allocations on the server thread",
+        second - first
+    );
+
+    // Connections coming and going (accept, close, refuse nothing) allocate nothing either.
+    for r in 0..200 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        echo(&mut s, 100, r, &mut buf);
+        drop(s);
+        round(&mut socks[..1], r, &mut buf);
+    }
+    let third = allocations();
+    assert_eq!(
+        third - second,
+        0,
+        "200 connections opened and closed made {} allocations",
+        third - second
+    );
+}
