@@ -11,9 +11,11 @@
 
 pub mod cli;
 pub mod client;
+pub mod net;
 pub mod server;
 #[allow(unsafe_code)]
 pub mod sys;
 mod trace;
 
+pub use net::{Net, Sets, Sys};
 pub use server::{Options, Server};
