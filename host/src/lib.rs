@@ -13,9 +13,11 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod net;
 pub mod server;
 #[allow(unsafe_code)]
 pub mod sys;
 mod trace;
 
+pub use net::{Net, Sets, Sys};
 pub use server::{Options, Server};

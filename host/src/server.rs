@@ -4,16 +4,20 @@
 //! The shape of Redis's `ae_select.c`: the fd sets are rebuilt from the core's interest
 //! before every call (host rule 2), so no stale descriptor is ever watched. Per-round work
 //! is proportional to the open connections (the core lists them), never to the capacity.
+//!
+//! Every call the loop makes to the operating system goes through [`Net`], so the same
+//! loop runs on real sockets ([`Sys`]) or on a simulated network (`host/tests/sim.rs`).
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant as StdInstant};
 
 use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant};
 use log::{debug, info, warn};
 
-use crate::sys::{self, FdSet};
+use crate::net::{Net, Sets, Sys};
+use crate::sys;
 use crate::trace::Trace;
 
 /// The compiled connection capacity. `select` watches descriptors below 1024 only, and the
@@ -55,24 +59,16 @@ pub struct Options {
 }
 
 /// A socket the driver owns, as it appears in logs: the peer's own address.
-pub(crate) struct Conn {
+pub(crate) struct Conn<S> {
     pub(crate) id: ConnId,
-    pub(crate) fd: OwnedFd,
+    pub(crate) fd: S,
     pub(crate) peer: SocketAddr,
 }
 
 /// A listening socket.
-pub(crate) struct Listener {
-    pub(crate) fd: OwnedFd,
+pub(crate) struct Listener<S> {
+    pub(crate) fd: S,
     pub(crate) addr: SocketAddr,
-}
-
-/// The three sets handed to `select`, rebuilt each round.
-#[derive(Default)]
-pub(crate) struct Sets {
-    pub(crate) read: FdSet,
-    pub(crate) write: FdSet,
-    pub(crate) except: FdSet,
 }
 
 /// What one connection's turn moved, for `--trace`.
@@ -85,22 +81,24 @@ pub(crate) struct Moved {
 }
 
 /// A running echo server: the core, its sockets, and the driver's small tables, all
-/// allocated once by [`Server::bind`].
-pub struct Server {
+/// allocated once by [`Server::bind`] (or [`Server::new`]). `N` is the operating system
+/// as the loop sees it: [`Sys`] for real sockets.
+pub struct Server<N: Net = Sys> {
+    net: N,
     core: Box<Core>,
-    pub(crate) listeners: Vec<Listener>,
+    pub(crate) listeners: Vec<Listener<N::Socket>>,
     /// Indexed by `ConnId::index()`.
-    pub(crate) conns: Vec<Option<Conn>>,
+    pub(crate) conns: Vec<Option<Conn<N::Socket>>>,
     /// Connections watched this round, in the core's order.
     pub(crate) watched: Vec<ConnId>,
     /// Shut down by the server and still being read (and discarded) until the peer's EOF,
     /// so that closing with unread input does not reset the connection and destroy the
     /// echo still in flight.
-    pub(crate) lingering: Vec<Conn>,
+    pub(crate) lingering: Vec<Conn<N::Socket>>,
     pub(crate) sets: Sets,
-    pub(crate) signals: OwnedFd,
+    pub(crate) signals: N::Socket,
     /// An open descriptor given up to accept-and-close when out of descriptors.
-    reserve: Option<OwnedFd>,
+    reserve: Option<N::Socket>,
     accept_paused_until: Option<StdInstant>,
     /// When the shutdown grace period ends, once a signal came.
     shutdown_deadline: Option<StdInstant>,
@@ -109,25 +107,46 @@ pub struct Server {
     trace: Option<Trace>,
 }
 
-impl Server {
+impl Server<Sys> {
     /// Binds every address, installs the signal self-pipe and allocates everything the
     /// server will ever use.
     pub fn bind(options: &Options) -> io::Result<Server> {
-        let config = core_config(options)?;
         let mut listeners = Vec::with_capacity(options.listen.len());
         for &addr in &options.listen {
             let what = format!("cannot listen on {addr}");
             let fd = sys::listen(addr).map_err(|e| sys::context(&what, e))?;
             watchable(&fd, &what)?;
             let addr = sys::local_addr(fd.as_fd())?;
-            listeners.push(Listener { fd, addr });
+            listeners.push((fd, addr));
         }
         let signals = sys::signal_pipe()?;
         watchable(&signals, "cannot watch for signals")?;
-        let reserve = open_reserve().map_err(|e| sys::context("opening /dev/null", e))?;
+        Server::new(Sys, options, listeners, signals)
+    }
+}
+
+impl<N: Net> Server<N> {
+    /// A server on `net` with listening sockets already bound (`options.listen` is not
+    /// looked at) and the read end of the signal self-pipe: for simulations, or a caller
+    /// that binds its own sockets.
+    pub fn new(
+        mut net: N,
+        options: &Options,
+        listeners: Vec<(N::Socket, SocketAddr)>,
+        signals: N::Socket,
+    ) -> io::Result<Self> {
+        let config = core_config(options)?;
+        let reserve = net
+            .open_reserve()
+            .map_err(|e| sys::context("opening /dev/null", e))?;
+        let epoch = net.now();
         Ok(Server {
+            net,
             core: boxed_core(config)?,
-            listeners,
+            listeners: listeners
+                .into_iter()
+                .map(|(fd, addr)| Listener { fd, addr })
+                .collect(),
             conns: (0..MAX_CONNS).map(|_| None).collect(),
             watched: Vec::with_capacity(MAX_CONNS),
             lingering: Vec::with_capacity(MAX_CONNS),
@@ -136,10 +155,15 @@ impl Server {
             reserve: Some(reserve),
             accept_paused_until: None,
             shutdown_deadline: None,
-            epoch: StdInstant::now(),
+            epoch,
             scratch: vec![0; QUEUE].into_boxed_slice(),
             trace: options.trace.then(Trace::default),
         })
+    }
+
+    /// The operating system as this server sees it (for a simulation to inspect).
+    pub fn net(&self) -> &N {
+        &self.net
     }
 
     /// The addresses actually bound, in the order given (port 0 resolved).
@@ -165,8 +189,7 @@ impl Server {
                 trace.before(self, timeout);
                 self.trace = Some(trace);
             }
-            let sets = &mut self.sets;
-            match sys::select(&mut sets.read, &mut sets.write, &mut sets.except, timeout) {
+            match self.net.select(&mut self.sets, timeout) {
                 Ok(n) => {
                     if let Some(mut trace) = self.trace.take() {
                         trace.after(self, n);
@@ -195,7 +218,8 @@ impl Server {
 
     /// The core's clock: milliseconds on a monotonic clock since start-up.
     fn now(&self) -> Instant {
-        Instant::from_millis(self.epoch.elapsed().as_millis() as u64)
+        let elapsed = self.net.now().saturating_duration_since(self.epoch);
+        Instant::from_millis(elapsed.as_millis() as u64)
     }
 
     /// Fills the sets from the core's interest; returns how long `select` may wait.
@@ -205,7 +229,7 @@ impl Server {
         sets.write.clear();
         sets.except.clear();
         sets.read.insert(self.signals.as_raw_fd());
-        let clock = StdInstant::now();
+        let clock = self.net.now();
         if self.accept_paused_until.is_some_and(|t| t <= clock) {
             self.accept_paused_until = None;
         }
@@ -258,22 +282,26 @@ impl Server {
     /// A signal arrived: stop accepting and start the graceful shutdown (host rule 8).
     /// A second signal ends the grace period at once.
     fn on_signal(&mut self, now: Instant) {
-        if let Err(e) = sys::drain(self.signals.as_fd(), &mut self.scratch) {
+        if let Err(e) = self.net.drain(&self.signals, &mut self.scratch) {
             warn!("reading the signal pipe: {e}");
         }
         let grace = echoloop_core::Duration::from_millis(SHUTDOWN_GRACE.as_millis() as u64);
         if self.shutdown_deadline.is_some() {
             info!("signal received again: closing every connection now");
             self.core.handle_timeout(now.saturating_add(grace));
-            self.lingering.clear();
+            for conn in self.lingering.drain(..) {
+                self.net.close(conn.fd);
+            }
             return;
         }
         info!(
             "signal received: shutting down, delivering what is queued (grace {SHUTDOWN_GRACE:?})"
         );
-        self.shutdown_deadline = Some(StdInstant::now() + SHUTDOWN_GRACE);
+        self.shutdown_deadline = Some(self.net.now() + SHUTDOWN_GRACE);
         // Closing the listeners makes new connection attempts fail at once.
-        self.listeners.clear();
+        for listener in self.listeners.drain(..) {
+            self.net.close(listener.fd);
+        }
         self.core.shutdown(now, grace);
     }
 
@@ -299,12 +327,13 @@ impl Server {
         let Some(listener) = self.listeners.get(i) else {
             return false;
         };
-        match sys::accept(listener.fd.as_fd()) {
+        match self.net.accept(&listener.fd) {
             Ok((fd, peer)) => {
                 self.admit(now, fd, peer);
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
             Err(e) => match e.raw_os_error() {
                 // The peer gave up while queued (or a protocol hiccup): try the next one.
                 Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => true,
@@ -317,7 +346,7 @@ impl Server {
                         "accept on {}: {e}; pausing accepts for {ACCEPT_PAUSE:?}",
                         listener.addr
                     );
-                    self.accept_paused_until = Some(StdInstant::now() + ACCEPT_PAUSE);
+                    self.accept_paused_until = Some(self.net.now() + ACCEPT_PAUSE);
                     false
                 }
             },
@@ -326,9 +355,10 @@ impl Server {
 
     /// Gives an accepted socket a slot, or closes it: when the core refuses, or when its
     /// descriptor is one `select` cannot watch (host rule 1).
-    fn admit(&mut self, now: Instant, fd: OwnedFd, peer: SocketAddr) {
+    fn admit(&mut self, now: Instant, fd: N::Socket, peer: SocketAddr) {
         let raw = fd.as_raw_fd();
         if raw >= sys::FD_SETSIZE {
+            self.net.close(fd);
             self.core.on_refused();
             warn!(
                 "refusing {peer}: fd {raw} is beyond what select can watch (FD_SETSIZE {})",
@@ -346,7 +376,10 @@ impl Server {
                     *slot = Some(Conn { id, fd, peer });
                 }
             }
-            Err(e) => info!("refusing {peer}: {e}"),
+            Err(e) => {
+                self.net.close(fd);
+                info!("refusing {peer}: {e}");
+            }
         }
     }
 
@@ -362,21 +395,24 @@ impl Server {
             "accept on {}: {err}; closing pending connections",
             listener.addr
         );
-        if self.reserve.take().is_some() {
+        if let Some(reserve) = self.reserve.take() {
+            self.net.close(reserve);
             for _ in 0..ACCEPTS_PER_ROUND {
-                match sys::accept(listener.fd.as_fd()) {
-                    Ok((_fd, peer)) => {
+                match self.net.accept(&listener.fd) {
+                    Ok((fd, peer)) => {
+                        self.net.close(fd);
                         self.core.on_refused();
                         info!("refusing {peer}: out of file descriptors");
                     }
                     Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => break,
                 }
             }
-            self.reserve = open_reserve().ok();
+            self.reserve = self.net.open_reserve().ok();
         }
         if self.reserve.is_none() {
-            self.accept_paused_until = Some(StdInstant::now() + ACCEPT_PAUSE);
+            self.accept_paused_until = Some(self.net.now() + ACCEPT_PAUSE);
         }
     }
 
@@ -397,11 +433,12 @@ impl Server {
                 continue;
             }
             let mut moved = Moved::default();
+            let (core, net) = (&mut *self.core, &mut self.net);
             if writable {
-                flush(&mut self.core, now, id, conn.fd.as_fd(), &mut moved);
+                flush(core, net, now, id, &conn.fd, &mut moved);
             }
             if readable {
-                receive(&mut self.core, now, id, conn.fd.as_fd(), &mut moved);
+                receive(core, net, now, id, &conn.fd, &mut moved);
             }
             if let Some(trace) = &mut self.trace {
                 trace.moved(conn.peer, &moved, self.core.queued(id).ok());
@@ -420,7 +457,7 @@ impl Server {
                     if conn.id != id {
                         continue;
                     }
-                    if let Err(e) = sys::shutdown_write(conn.fd.as_fd()) {
+                    if let Err(e) = self.net.shutdown_write(&conn.fd) {
                         debug!("shutdown of {}: {e}", conn.peer);
                     }
                     if let Some(trace) = &mut self.trace {
@@ -445,29 +482,33 @@ impl Server {
         }
         if reason == CloseReason::Shutdown {
             self.lingering.push(conn);
+        } else {
+            self.net.close(conn.fd);
         }
     }
 
     /// Reads and discards from connections shut down by the server until the peer's EOF
     /// or the end of the grace period, then closes them.
     fn linger(&mut self) {
-        let expired = self
-            .shutdown_deadline
-            .is_some_and(|d| d <= StdInstant::now());
-        let (sets, scratch) = (&self.sets, &mut self.scratch);
-        self.lingering.retain(|conn| {
-            if expired {
-                return false;
+        let expired = self.shutdown_deadline.is_some_and(|d| d <= self.net.now());
+        let mut i = 0;
+        while let Some(conn) = self.lingering.get(i) {
+            let done = expired
+                || (self.sets.read.contains(conn.fd.as_raw_fd())
+                    && match self.net.recv(&conn.fd, &mut self.scratch) {
+                        Ok(n) => n == 0,
+                        Err(e) => !matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ),
+                    });
+            if done {
+                let conn = self.lingering.swap_remove(i);
+                self.net.close(conn.fd);
+            } else {
+                i += 1;
             }
-            if !sets.read.contains(conn.fd.as_raw_fd()) {
-                return true;
-            }
-            match sys::recv(conn.fd.as_fd(), scratch) {
-                Ok(0) => false,
-                Ok(_) => true,
-                Err(e) => e.kind() == io::ErrorKind::WouldBlock,
-            }
-        });
+        }
     }
 }
 
@@ -516,12 +557,15 @@ fn watchable(fd: &OwnedFd, what: &str) -> io::Result<()> {
     )))
 }
 
-fn open_reserve() -> io::Result<OwnedFd> {
-    std::fs::File::open("/dev/null").map(OwnedFd::from)
-}
-
 /// Sends what is queued until the socket takes no more (partial writes, host rule 4).
-fn flush(core: &mut Core, now: Instant, id: ConnId, fd: BorrowedFd<'_>, moved: &mut Moved) {
+fn flush<N: Net>(
+    core: &mut Core,
+    net: &mut N,
+    now: Instant,
+    id: ConnId,
+    fd: &N::Socket,
+    moved: &mut Moved,
+) {
     // At most twice: the queued bytes may wrap around the end of the ring.
     loop {
         let Ok(buf) = core.write_buf(id) else { return };
@@ -529,7 +573,7 @@ fn flush(core: &mut Core, now: Instant, id: ConnId, fd: BorrowedFd<'_>, moved: &
         if len == 0 {
             return;
         }
-        match sys::send(fd, buf) {
+        match net.send(fd, buf) {
             Ok(n) => {
                 moved.sent += n;
                 if core.on_written(now, id, n).is_err() || n < len {
@@ -543,11 +587,18 @@ fn flush(core: &mut Core, now: Instant, id: ConnId, fd: BorrowedFd<'_>, moved: &
 
 /// Receives into the core's queue and echoes straight back in the same round. Reads again
 /// only if the last `recv` filled the whole lent slice, so no call is wasted on `EAGAIN`.
-fn receive(core: &mut Core, now: Instant, id: ConnId, fd: BorrowedFd<'_>, moved: &mut Moved) {
+fn receive<N: Net>(
+    core: &mut Core,
+    net: &mut N,
+    now: Instant,
+    id: ConnId,
+    fd: &N::Socket,
+    moved: &mut Moved,
+) {
     for _ in 0..READS_PER_ROUND {
         let Ok(buf) = core.read_buf(id) else { return };
         let room = buf.len();
-        match sys::recv(fd, buf) {
+        match net.recv(fd, buf) {
             Ok(0) => {
                 moved.eof = true;
                 let _ = core.on_read(now, id, 0);
@@ -558,7 +609,7 @@ fn receive(core: &mut Core, now: Instant, id: ConnId, fd: BorrowedFd<'_>, moved:
                 if core.on_read(now, id, n).is_err() {
                     return;
                 }
-                flush(core, now, id, fd, moved);
+                flush(core, net, now, id, fd, moved);
                 if n < room {
                     return;
                 }
@@ -568,10 +619,13 @@ fn receive(core: &mut Core, now: Instant, id: ConnId, fd: BorrowedFd<'_>, moved:
     }
 }
 
-/// A failed `recv`/`send`: `EAGAIN` is "not now"; anything else closes this connection
-/// only (host rule 4).
+/// A failed `recv`/`send`: `EAGAIN` and `EINTR` are "not now" (select will report the
+/// socket again); anything else closes this connection only (host rule 4).
 fn fail(core: &mut Core, id: ConnId, err: io::Error, moved: &mut Moved) {
-    if err.kind() == io::ErrorKind::WouldBlock {
+    if matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    ) {
         return;
     }
     let kind = match err.raw_os_error() {
@@ -598,7 +652,7 @@ mod tests {
             core <= MAX_CONNS * (QUEUE + 64) + 4096,
             "core: {core} bytes"
         );
-        let tables = MAX_CONNS * (2 * std::mem::size_of::<Option<Conn>>() + 8) + QUEUE;
+        let tables = MAX_CONNS * (2 * std::mem::size_of::<Option<Conn<OwnedFd>>>() + 8) + QUEUE;
         assert!(tables < 200 * 1024, "driver tables: {tables} bytes");
     }
 

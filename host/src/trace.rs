@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use crate::net::Net;
 use crate::server::{Moved, Server};
 use crate::sys::FdSet;
 
@@ -22,7 +23,7 @@ pub(crate) struct Trace {
 
 impl Trace {
     /// The sets as handed to `select`, and the timeout.
-    pub(crate) fn before(&mut self, server: &Server, timeout: Option<Duration>) {
+    pub(crate) fn before<N: Net>(&mut self, server: &Server<N>, timeout: Option<Duration>) {
         self.round += 1;
         self.line.clear();
         let _ = write!(self.line, "round {}: select(", self.round);
@@ -37,7 +38,7 @@ impl Trace {
     }
 
     /// The sets as `select` returned them.
-    pub(crate) fn after(&mut self, server: &Server, ready: usize) {
+    pub(crate) fn after<N: Net>(&mut self, server: &Server<N>, ready: usize) {
         self.line.clear();
         let _ = write!(self.line, "  -> {ready} ready: ");
         self.sets(server);
@@ -79,7 +80,7 @@ impl Trace {
         self.emit();
     }
 
-    fn sets(&mut self, server: &Server) {
+    fn sets<N: Net>(&mut self, server: &Server<N>) {
         let sets = &server.sets;
         for (name, set) in [
             ("read", &sets.read),
@@ -96,7 +97,7 @@ impl Trace {
     }
 
     /// The sockets of `set`, by name, separated by commas.
-    fn members(&mut self, server: &Server, set: &FdSet) {
+    fn members<N: Net>(&mut self, server: &Server<N>, set: &FdSet) {
         let mut first = true;
         let mut name = |line: &mut String, what: fmt::Arguments<'_>| {
             if !first {

@@ -77,6 +77,6 @@ fn sigint_with_no_clients_exits_zero_at_once() {
             .wait(Duration::from_secs(10))
             .expect("server did not exit");
         assert!(status.success(), "exit status {status}");
-        assert!(server.stderr().contains("shutting down"));
+        assert!(server.wait_for_log("shutting down", Duration::from_secs(10)));
     });
 }

@@ -1,0 +1,123 @@
+//! The event loop's window on the operating system: the few calls the select(2) driver
+//! makes once it is running, behind one small trait.
+//!
+//! [`Sys`] is the real thing and only forwards to [`sys`](crate::sys); it is a zero-sized
+//! type and [`Server`](crate::Server) is generic over it, so the calls are statically
+//! dispatched and inlined. The trait exists so that a simulated socket layer (seeded
+//! readiness, short reads, resets, `EMFILE`, clock jumps) can run the very same driver
+//! without a single real socket: see `host/tests/sim.rs`.
+//!
+//! Set-up (binding listeners, installing the signal pipe) is not part of it: it happens
+//! before the loop, in [`Server::bind`](crate::Server::bind).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use crate::sys::{self, FdSet};
+
+/// The three sets handed to `select`, rebuilt each round by the driver; `select`
+/// overwrites them with the ready descriptors.
+#[derive(Default)]
+pub struct Sets {
+    /// Watched for input (and, for a listener, for a pending connection).
+    pub read: FdSet,
+    /// Watched for room to send.
+    pub write: FdSet,
+    /// Watched for urgent data (host rule 5).
+    pub except: FdSet,
+}
+
+/// The calls the event loop makes. Errors carry the OS errno
+/// ([`io::Error::raw_os_error`]), which the driver classifies: an implementation reports
+/// failures exactly as the syscall would.
+///
+/// Every call may fail with `ErrorKind::Interrupted` (`EINTR`); the driver treats it as
+/// "not now" and relies on `select` being level-triggered to come back.
+pub trait Net {
+    /// An open socket, pipe or file. Not `Clone`: exactly one owner, who hands it back
+    /// to [`close`](Net::close). Its number is what goes into the [`Sets`].
+    type Socket: AsRawFd;
+
+    /// `select(2)`: waits until a descriptor of the sets is ready or `timeout` passes
+    /// (`None`: for ever), leaves only the ready ones in the sets, returns their count.
+    fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize>;
+
+    /// Accepts one pending connection on `listener`: the new socket (non-blocking, urgent
+    /// data inline, no SIGPIPE) and the peer's address. `EAGAIN` when none is pending.
+    fn accept(&mut self, listener: &Self::Socket) -> io::Result<(Self::Socket, SocketAddr)>;
+
+    /// One `recv(2)` into `buf`; `Ok(0)` is the peer's EOF.
+    fn recv(&mut self, socket: &Self::Socket, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// One `send(2)` of `buf`, perhaps in part. Never raises SIGPIPE.
+    fn send(&mut self, socket: &Self::Socket, buf: &[u8]) -> io::Result<usize>;
+
+    /// `shutdown(SHUT_WR)`: a FIN after what was sent.
+    fn shutdown_write(&mut self, socket: &Self::Socket) -> io::Result<()>;
+
+    /// `close(2)`.
+    fn close(&mut self, socket: Self::Socket);
+
+    /// Empties the signal self-pipe; returns how many bytes it held.
+    fn drain(&mut self, pipe: &Self::Socket, scratch: &mut [u8]) -> io::Result<usize>;
+
+    /// Opens the descriptor kept in reserve for running out of descriptors (host rule 6):
+    /// giving it up lets one more `accept` succeed.
+    fn open_reserve(&mut self) -> io::Result<Self::Socket>;
+
+    /// Now, on a monotonic clock.
+    fn now(&self) -> Instant;
+}
+
+/// The operating system, through [`sys`](crate::sys).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sys;
+
+impl Net for Sys {
+    type Socket = OwnedFd;
+
+    #[inline]
+    fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize> {
+        sys::select(&mut sets.read, &mut sets.write, &mut sets.except, timeout)
+    }
+
+    #[inline]
+    fn accept(&mut self, listener: &OwnedFd) -> io::Result<(OwnedFd, SocketAddr)> {
+        sys::accept(listener.as_fd())
+    }
+
+    #[inline]
+    fn recv(&mut self, socket: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+        sys::recv(socket.as_fd(), buf)
+    }
+
+    #[inline]
+    fn send(&mut self, socket: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
+        sys::send(socket.as_fd(), buf)
+    }
+
+    #[inline]
+    fn shutdown_write(&mut self, socket: &OwnedFd) -> io::Result<()> {
+        sys::shutdown_write(socket.as_fd())
+    }
+
+    #[inline]
+    fn close(&mut self, socket: OwnedFd) {
+        drop(socket);
+    }
+
+    fn drain(&mut self, pipe: &OwnedFd, scratch: &mut [u8]) -> io::Result<usize> {
+        sys::drain(pipe.as_fd(), scratch)
+    }
+
+    fn open_reserve(&mut self) -> io::Result<OwnedFd> {
+        std::fs::File::open("/dev/null").map(OwnedFd::from)
+    }
+
+    #[inline]
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
