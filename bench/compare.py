@@ -54,6 +54,8 @@ def parse_args():
     p.add_argument("--smoke", action="store_true",
                    help="two short cases, one round: checks that everything runs")
     p.add_argument("--servers", default="echoloop,tokio,python")
+    p.add_argument("--cases", help="only the cases whose name contains one of these "
+                   "comma-separated strings, e.g. 'pingpong 500,stream'")
     return p.parse_args()
 
 
@@ -357,6 +359,8 @@ def main():
     args = parse_args()
     servers = args.servers.split(",")
     cases = SMOKE_CASES if args.smoke else CASES
+    if args.cases:
+        cases = [c for c in cases if any(w in c[0] for w in args.cases.split(","))]
     rounds = 1 if args.smoke else args.rounds
     if args.smoke:
         args.warmup, args.duration = 0.3, 1.0
