@@ -89,8 +89,11 @@ pub struct Server<N: Net = Sys> {
     pub(crate) listeners: Vec<Listener<N::Socket>>,
     /// Indexed by `ConnId::index()`.
     pub(crate) conns: Vec<Option<Conn<N::Socket>>>,
-    /// Connections watched this round, in the core's order.
+    /// Connections watched this round, in the core's order: kept for `--trace` only.
     pub(crate) watched: Vec<ConnId>,
+    /// The connection on each descriptor below `FD_SETSIZE`, so that a round serves what
+    /// `select` reported ready without visiting every connection watched.
+    by_fd: Vec<Option<ConnId>>,
     /// Shut down by the server and still being read (and discarded) until the peer's EOF,
     /// so that closing with unread input does not reset the connection and destroy the
     /// echo still in flight.
@@ -149,6 +152,7 @@ impl<N: Net> Server<N> {
                 .collect(),
             conns: (0..MAX_CONNS).map(|_| None).collect(),
             watched: Vec::with_capacity(MAX_CONNS),
+            by_fd: vec![None; sys::FD_SETSIZE as usize],
             lingering: Vec::with_capacity(MAX_CONNS),
             sets: Sets::default(),
             signals,
@@ -239,6 +243,7 @@ impl<N: Net> Server<N> {
             }
         }
         self.watched.clear();
+        let tracing = self.trace.is_some();
         for (id, interest) in self.core.conns() {
             let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
                 continue;
@@ -252,7 +257,9 @@ impl<N: Net> Server<N> {
             if interest.write {
                 sets.write.insert(fd);
             }
-            self.watched.push(id);
+            if tracing {
+                self.watched.push(id);
+            }
         }
         for conn in &self.lingering {
             sets.read.insert(conn.fd.as_raw_fd());
@@ -372,6 +379,9 @@ impl<N: Net> Server<N> {
                 if let Some(trace) = &mut self.trace {
                     trace.event(peer, format_args!("accepted as {id} (fd {raw})"));
                 }
+                if let Some(entry) = self.by_fd.get_mut(raw as usize) {
+                    *entry = Some(id);
+                }
                 if let Some(slot) = self.conns.get_mut(id.index()) {
                     *slot = Some(Conn { id, fd, peer });
                 }
@@ -416,22 +426,23 @@ impl<N: Net> Server<N> {
         }
     }
 
-    /// Serves every watched connection that `select` reported ready.
+    /// Serves every connection `select` reported ready: the ready descriptors are read off
+    /// the sets a word at a time, so a round costs what is ready, not what is watched.
     fn serve_ready(&mut self, now: Instant) {
-        for k in 0..self.watched.len() {
-            let Some(&id) = self.watched.get(k) else {
-                break;
+        let sets = &self.sets;
+        for raw in sys::ready(&sets.read, &sets.write, &sets.except) {
+            // The listeners, the signal pipe and lingering sockets have no entry.
+            let Some(&Some(id)) = self.by_fd.get(raw as usize) else {
+                continue;
             };
             let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
                 continue;
             };
-            let raw = conn.fd.as_raw_fd();
-            let sets = &self.sets;
-            let readable = sets.read.contains(raw) || sets.except.contains(raw);
-            let writable = sets.write.contains(raw);
-            if !readable && !writable {
+            if conn.id != id {
                 continue;
             }
+            let readable = sets.read.contains(raw) || sets.except.contains(raw);
+            let writable = sets.write.contains(raw);
             let mut moved = Moved::default();
             let (core, net) = (&mut *self.core, &mut self.net);
             if writable {
@@ -476,6 +487,9 @@ impl<N: Net> Server<N> {
         let Some(conn) = slot.take_if(|c| c.id == id) else {
             return;
         };
+        if let Some(entry) = self.by_fd.get_mut(conn.fd.as_raw_fd() as usize) {
+            *entry = None;
+        }
         info!("closing {}: {reason}", conn.peer);
         if let Some(trace) = &mut self.trace {
             trace.event(conn.peer, format_args!("core: close ({reason})"));

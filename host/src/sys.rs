@@ -95,6 +95,79 @@ impl FdSet {
     }
 }
 
+/// The `fd_set` as bytes. Every platform we build for keeps descriptor `fd` in the
+/// `fd / 8`-th byte of the set or, at the least, in its `fd / 64`-th group of 8 bytes.
+const FD_SET_BYTES: usize = size_of::<libc::fd_set>();
+const _: () = assert!(FD_SET_BYTES % 8 == 0 && FD_SET_BYTES * 8 >= FD_SETSIZE as usize);
+
+impl FdSet {
+    /// Descriptors 64k to 64k + 63 as bits (bit `fd % 64` on little-endian targets; on
+    /// others, non-zero exactly when one of them is in the set).
+    fn word(&self, k: usize) -> u64 {
+        // SAFETY: `fd_set` is a plain array of integers with no padding, so each of its
+        // FD_SET_BYTES bytes is initialised and any value is a valid `u8`.
+        let bytes: &[u8; FD_SET_BYTES] =
+            unsafe { &*(&self.raw as *const libc::fd_set).cast::<[u8; FD_SET_BYTES]>() };
+        let mut chunk = [0u8; 8];
+        if let Some(src) = bytes.get(8 * k..8 * k + 8) {
+            chunk.copy_from_slice(src);
+        }
+        let word = u64::from_le_bytes(chunk);
+        if cfg!(target_endian = "little") || word == 0 {
+            word
+        } else {
+            u64::MAX // look at each of the 64: `contains` decides
+        }
+    }
+}
+
+/// The descriptors in any of the three sets, in increasing order. After `select` these are
+/// the ready ones: one step per 64 descriptors up to the highest watched, plus one per
+/// ready descriptor, however many others are watched.
+pub fn ready<'a>(read: &'a FdSet, write: &'a FdSet, except: &'a FdSet) -> Ready<'a> {
+    let max = read.max.max(write.max).max(except.max);
+    Ready {
+        sets: [read, write, except],
+        words: ((max + 1).max(0) as usize).div_ceil(64),
+        next: 0,
+        bits: 0,
+        base: 0,
+    }
+}
+
+/// Iterator of [`ready`].
+pub struct Ready<'a> {
+    sets: [&'a FdSet; 3],
+    words: usize,
+    next: usize,
+    bits: u64,
+    base: RawFd,
+}
+
+impl Iterator for Ready<'_> {
+    type Item = RawFd;
+
+    fn next(&mut self) -> Option<RawFd> {
+        loop {
+            while self.bits == 0 {
+                if self.next >= self.words {
+                    return None;
+                }
+                let [r, w, e] = self.sets;
+                let k = self.next;
+                self.bits = r.word(k) | w.word(k) | e.word(k);
+                self.base = 64 * k as RawFd;
+                self.next += 1;
+            }
+            let fd = self.base + self.bits.trailing_zeros() as RawFd;
+            self.bits &= self.bits - 1;
+            if self.sets.iter().any(|s| s.contains(fd)) {
+                return Some(fd);
+            }
+        }
+    }
+}
+
 impl Default for FdSet {
     fn default() -> Self {
         Self::new()
@@ -499,6 +572,25 @@ mod tests {
         set.clear();
         assert!(!set.contains(0));
         assert_eq!(set.max(), -1);
+    }
+
+    #[test]
+    fn ready_lists_the_union_of_the_sets_in_order() {
+        let (mut r, mut w, mut e) = (FdSet::new(), FdSet::new(), FdSet::new());
+        assert_eq!(ready(&r, &w, &e).count(), 0);
+        for fd in [0, 63, 500, 1023] {
+            r.insert(fd);
+        }
+        for fd in [64, 500, 900] {
+            w.insert(fd);
+        }
+        e.insert(65);
+        let got: Vec<RawFd> = ready(&r, &w, &e).collect();
+        assert_eq!(got, [0, 63, 64, 65, 500, 900, 1023]);
+        r.clear();
+        w.clear();
+        let got: Vec<RawFd> = ready(&r, &w, &e).collect();
+        assert_eq!(got, [65]);
     }
 
     #[test]
