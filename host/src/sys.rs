@@ -98,7 +98,7 @@ impl FdSet {
 /// The `fd_set` as bytes. Every platform we build for keeps descriptor `fd` in the
 /// `fd / 8`-th byte of the set or, at the least, in its `fd / 64`-th group of 8 bytes.
 const FD_SET_BYTES: usize = size_of::<libc::fd_set>();
-const _: () = assert!(FD_SET_BYTES % 8 == 0 && FD_SET_BYTES * 8 >= FD_SETSIZE as usize);
+const _: () = assert!(FD_SET_BYTES.is_multiple_of(8) && FD_SET_BYTES * 8 >= FD_SETSIZE as usize);
 
 impl FdSet {
     /// Descriptors 64k to 64k + 63 as bits (bit `fd % 64` on little-endian targets; on
