@@ -54,6 +54,8 @@ def parse_args():
     p.add_argument("--smoke", action="store_true",
                    help="two short cases, one round: checks that everything runs")
     p.add_argument("--servers", default="echoloop,tokio,python")
+    p.add_argument("--other-echoloop", metavar="NAME=PATH", action="append", default=[],
+                   help="also run this echoloop binary as server NAME (before/after a change)")
     p.add_argument("--cases", help="only the cases whose name contains one of these "
                    "comma-separated strings, e.g. 'pingpong 500,stream'")
     return p.parse_args()
@@ -74,6 +76,10 @@ def pinned(cmd, cpu):
 
 
 def server_cmd(name, args):
+    for other in args.other_echoloop:
+        other_name, path = other.split("=", 1)
+        if name == other_name:
+            return [path, "serve", "--listen", "127.0.0.1:0"]
     return {
         "echoloop": [args.echoloop, "serve", "--listen", "127.0.0.1:0"],
         "tokio": [args.tokio, "127.0.0.1:0"],
@@ -357,7 +363,7 @@ def machine():
 
 def main():
     args = parse_args()
-    servers = args.servers.split(",")
+    servers = args.servers.split(",") + [o.split("=", 1)[0] for o in args.other_echoloop]
     cases = SMOKE_CASES if args.smoke else CASES
     if args.cases:
         cases = [c for c in cases if any(w in c[0] for w in args.cases.split(","))]
