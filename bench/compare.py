@@ -23,6 +23,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 CASES = [
@@ -165,7 +166,7 @@ def run_one(server, case, args, pins, out):
     try:
         time.sleep(0.2)
         idle_kib = proc_status_kib(proc.pid, "VmRSS")
-        perf_path = os.path.join(out, ".perf-stat.txt")
+        perf_path = os.path.join(tempfile.gettempdir(), "echoloop-perf-stat-%d.txt" % os.getpid())
         perf = start_perf(proc.pid, perf_path)
         ticks0 = proc_cpu_ticks(proc.pid)
         bench = [args.echoloop, "bench", "--connect", addr, "--mode", mode,
