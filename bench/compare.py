@@ -159,7 +159,7 @@ def sample_rss(pid, load):
     return peak
 
 
-def run_one(server, case, args, pins, out):
+def run_one(server, case, args, pins):
     _, mode, conns, size = case
     cmd = server_cmd(server, args)
     proc, addr = start_server(pinned(cmd, pins and pins[0]))
@@ -338,7 +338,7 @@ def svg_chart(results, servers, cases):
                           s, case[0], v))
             out.append('<text x="%.1f" y="%.1f" font-size="9" text-anchor="middle">%s</text>'
                        % (x + bar / 2 - 1, y(v) - 3, fmt(v, 1)))
-        out.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>'
+        out.append('<text x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>'
                    % (gx + group * 0.4, top + plot_h + 18, case[0]))
     for j, s in enumerate(servers):
         x = left + j * 130
@@ -379,7 +379,7 @@ def main():
             # Interleaved: each round starts with a different server.
             order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
             for s in order:
-                r = run_one(s, case, args, pins, args.out)
+                r = run_one(s, case, args, pins)
                 raw[case[0]][s].append(r)
                 status = r.get("error") or "%.0f msg/s, %s µs CPU/RT" % (
                     r["messages_per_sec"], fmt(r["server_cpu_us_per_rt"], 2))
