@@ -83,21 +83,26 @@ pub fn run(options: &Options) -> io::Result<Report> {
     Ok(load.report(options))
 }
 
-/// Opens the connections one after the other (blocking, bounded by the timeout), then
-/// makes them non-blocking. Only if none can be made is it an error.
+/// Opens the connections one after the other (blocking), then makes them non-blocking.
+/// Only if none can be made is it an error. The first connect that takes the whole
+/// timeout ends the phase (the rest count as failures), so a server that stopped
+/// answering costs one timeout, not one per connection.
 fn connect_all(options: &Options) -> io::Result<(Vec<TcpStream>, u64)> {
     let mut streams = Vec::with_capacity(options.conns);
-    let mut failures = 0;
     let mut last_error = None;
     for _ in 0..options.conns {
         match connect_one(options) {
             Ok(s) => streams.push(s),
             Err(e) => {
-                failures += 1;
+                let timed_out = e.kind() == io::ErrorKind::TimedOut;
                 last_error = Some(e);
+                if timed_out {
+                    break;
+                }
             }
         }
     }
+    let failures = (options.conns - streams.len()) as u64;
     match last_error {
         Some(e) if streams.is_empty() => Err(io::Error::new(
             e.kind(),
