@@ -22,8 +22,8 @@ use os::PollFd;
 use pattern::Pattern;
 use peer::{Fault, Peer, Shape, Tally};
 
-/// The most connections one run may open (`poll` itself has no limit; this keeps the
-/// descriptor count within what one process gets by default on most systems).
+/// The most connections one run may open: as many as `echoloop serve` can serve (`poll`
+/// itself has no such limit; the descriptor limit is raised to fit).
 pub const MAX_CONNS: usize = 1000;
 
 /// The largest message or write size.

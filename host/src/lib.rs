@@ -1,6 +1,6 @@
 //! `echoloop`: the host side of the echo server. A [`select(2)`](server) driver feeds the
 //! `no_std` core ([`echoloop_core`]) from real sockets; a [`client`] checks it end to end;
-//! [`bench`] loads it and measures; [`cli`] is the `echoloop` binary's command line.
+//! [`bench`](mod@bench) loads it and measures; [`cli`] is the `echoloop` binary's command line.
 //!
 //! Every `unsafe` block lives in [`sys`], the thin layer over libc (and in the load
 //! generator's own `bench::os`, for `poll`); the rest is safe Rust.
