@@ -25,6 +25,36 @@ fn is_served(sock: &mut TcpStream) -> bool {
     }
 }
 
+/// Keeps the connections the server echoes on, after checking that it served some,
+/// refused others, and logged `why`.
+fn triage(
+    server: &Server,
+    socks: impl IntoIterator<Item = TcpStream>,
+    why: &str,
+) -> Vec<TcpStream> {
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for mut sock in socks {
+        if is_served(&mut sock) {
+            served.push(sock);
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        !served.is_empty() && refused > 0,
+        "served {}, refused {refused}",
+        served.len()
+    );
+    // The log line may reach the pipe after the client saw the refusal: wait for it.
+    assert!(
+        server.wait_for_log(why, Duration::from_secs(20)),
+        "{}",
+        server.stderr()
+    );
+    served
+}
+
 /// Retries until the server serves a new connection, up to `limit`.
 fn served_again(addr: SocketAddr, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
@@ -44,27 +74,8 @@ fn a_descriptor_beyond_fd_setsize_is_refused_and_the_server_lives_on() {
         // for itself and its first connections, then 1024 and up.
         let setup = "ulimit -n 4096 || exit 97\nfor fd in $(seq 10 1023); do eval \"exec $fd</dev/null\"; done";
         let server = Server::start_in_shell("bash", setup, "");
-        let mut served = Vec::new();
-        let mut refused = 0;
-        for _ in 0..12 {
-            let mut sock = connect(server.addr);
-            if is_served(&mut sock) {
-                served.push(sock);
-            } else {
-                refused += 1;
-            }
-        }
-        assert!(
-            !served.is_empty() && refused > 0,
-            "served {}, refused {refused}",
-            served.len()
-        );
-        // The log line may reach the pipe after the client saw the refusal: wait for it.
-        assert!(
-            server.wait_for_log("beyond what select can watch", Duration::from_secs(20)),
-            "{}",
-            server.stderr()
-        );
+        let newcomers = (0..12).map(|_| connect(server.addr));
+        let mut served = triage(&server, newcomers, "beyond what select can watch");
         assert!(server.is_running());
         for sock in &mut served {
             roundtrip(sock, b"still served");
@@ -80,26 +91,7 @@ fn out_of_descriptors_neither_kills_nor_spins_and_recovers() {
     with_timeout(Duration::from_secs(120), || {
         let server = Server::start_in_shell("sh", "ulimit -n 32 || exit 97", "");
         let burst: Vec<TcpStream> = (0..150).map(|_| connect(server.addr)).collect();
-        let mut served = Vec::new();
-        let mut refused = 0;
-        for mut sock in burst {
-            if is_served(&mut sock) {
-                served.push(sock);
-            } else {
-                refused += 1;
-            }
-        }
-        assert!(
-            !served.is_empty() && refused > 0,
-            "served {}, refused {refused}",
-            served.len()
-        );
-        // The log line may reach the pipe after the client saw the refusal: wait for it.
-        assert!(
-            server.wait_for_log("Too many open files", Duration::from_secs(20)),
-            "{}",
-            server.stderr()
-        );
+        let mut served = triage(&server, burst, "Too many open files");
 
         // With every descriptor taken and more clients knocking, the server must sleep.
         let knocking: Vec<TcpStream> = (0..50).map(|_| connect(server.addr)).collect();
