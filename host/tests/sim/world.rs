@@ -608,6 +608,8 @@ impl World {
             return Err(errno(libc::EBADF));
         }
         if let Some(e) = self.call_fault() {
+            // The loop may rightly give up shedding on this: a new streak starts.
+            self.emfile_streak.0 = 0;
             return Err(e);
         }
         if self.backlog.is_empty() {
@@ -616,6 +618,7 @@ impl World {
         }
         if self.rng.chance(self.faults.enfile) {
             self.counts.enfile += 1;
+            self.emfile_streak.0 = 0;
             return Err(errno(libc::ENFILE));
         }
         if self.rng.chance(self.faults.abort) {
