@@ -17,8 +17,9 @@ pub enum Kind {
     Stream,
     /// Sends up to 16 KB and half-closes before reading a byte.
     HalfClose,
-    /// Sends until the server's queue and both socket buffers are full, never reads,
-    /// holds 5-30 s, then closes with unread data (a reset).
+    /// For 5-30 s sends whatever the server and the kernels take (until its queue in the
+    /// server and both socket buffers are full), never reads, then closes with unread
+    /// data (a reset).
     NeverReads,
     /// Streams while reading, then resets mid-stream (`SO_LINGER` 0).
     Reset,
@@ -85,9 +86,8 @@ pub struct Conn {
     think_until: Option<Instant>,
     /// Half-closed (FIN sent).
     fin: bool,
-    /// Never-reader: close at this time, once its buffers are full.
+    /// Never-reader: close at this time.
     hold_until: Option<Instant>,
-    hold: Duration,
     /// Reset: after sending this many bytes.
     reset_at: usize,
     last_progress: Instant,
@@ -119,8 +119,8 @@ impl Conn {
             msg_size,
             think_until: None,
             fin: false,
-            hold_until: None,
-            hold: Duration::from_millis(rng.range(5_000, 30_000) as u64),
+            hold_until: (kind == Kind::NeverReads)
+                .then(|| now + Duration::from_millis(rng.range(5_000, 30_000) as u64)),
             reset_at: rng.range(1, total.min(1 << 20)),
             last_progress: now,
         })
@@ -143,7 +143,6 @@ impl Conn {
             Kind::HalfClose if self.fin => r,
             Kind::HalfClose => w,
             // Still hears a reset or hang-up: poll reports those whatever was asked.
-            Kind::NeverReads if self.hold_until.is_some() => 0,
             Kind::NeverReads => w,
         }
     }
@@ -233,12 +232,7 @@ impl Conn {
                     self.sent += k;
                     self.last_progress = now;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.kind == Kind::NeverReads && self.hold_until.is_none() {
-                        self.hold_until = Some(now + self.hold);
-                    }
-                    return None;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(e) => return Some(self.failed(format_args!("send: {e}"))),
             }
             if self.kind == Kind::Reset && self.sent >= self.reset_at {

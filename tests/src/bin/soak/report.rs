@@ -106,7 +106,7 @@ fn what(kind: Kind) -> (&'static str, &'static str) {
             "every byte back in order, then EOF",
         ),
         Kind::NeverReads => (
-            "send until every buffer is full, never read, hold 5-30 s, close with unread data (RST)",
+            "for 5-30 s send what the server takes (until every buffer is full), never read; close with unread data (RST)",
             "server keeps it open without growing, then takes the reset",
         ),
         Kind::Reset => (
