@@ -5,8 +5,9 @@
 //!
 //! Every peer checks every byte it gets back; the fake itself checks the loop's use of
 //! descriptors (no closed fd in a set, none leaked, no send after shutdown). A failure
-//! names its seed; `SIM_SEED=123 cargo test -p echoloop --test sim` replays it alone, and
-//! `SIM_SEEDS=5000` runs more seeds than the default.
+//! names its seed; `SIM_SEED=123 cargo test -p echoloop --test sim` replays it alone,
+//! `SIM_LOG=7` adds a trace of connection 7's socket calls, and `SIM_SEEDS=5000` runs more
+//! seeds than the default (add `--release` for speed).
 
 mod link;
 mod peer;

@@ -1,8 +1,6 @@
 //! The simulated clients: what each kind does at every step, and the check of every byte
 //! it gets back.
 
-use std::time::Duration;
-
 use crate::link::Link;
 use crate::rng::{mix, Rng};
 
@@ -82,8 +80,6 @@ pub struct Peer {
     pub reset: bool,
     /// Finished: closed, reset or gone.
     pub done: bool,
-    /// Virtual time of its last send.
-    pub last_send: Duration,
     /// The first wrong byte, if any.
     pub bad: Option<String>,
 }
@@ -115,7 +111,6 @@ impl Peer {
             eof: false,
             reset: false,
             done: false,
-            last_send: Duration::ZERO,
             bad: None,
         }
     }
@@ -125,8 +120,8 @@ impl Peer {
         self.eof && !self.reset && self.received == self.total
     }
 
-    /// One step of the peer's life at virtual time `now`.
-    pub fn step(&mut self, link: &mut Link, rng: &mut Rng, now: Duration) {
+    /// One step of the peer's life.
+    pub fn step(&mut self, link: &mut Link, rng: &mut Rng) {
         if self.done {
             return;
         }
@@ -143,7 +138,7 @@ impl Peer {
             self.read(link, rng);
         }
         if !self.done {
-            self.send(link, rng, now);
+            self.send(link, rng);
         }
     }
 
@@ -193,7 +188,7 @@ impl Peer {
         }
     }
 
-    fn send(&mut self, link: &mut Link, rng: &mut Rng, now: Duration) {
+    fn send(&mut self, link: &mut Link, rng: &mut Rng) {
         if link.peer_fin {
             return;
         }
@@ -206,7 +201,7 @@ impl Peer {
             _ => self.total,
         };
         if self.sent < limit {
-            self.push(link, rng, now, limit);
+            self.push(link, rng, limit);
         }
         let finished = match self.kind {
             Kind::Stream | Kind::HalfClose => self.sent == self.total,
@@ -218,7 +213,7 @@ impl Peer {
         }
     }
 
-    fn push(&mut self, link: &mut Link, rng: &mut Rng, now: Duration, limit: u64) {
+    fn push(&mut self, link: &mut Link, rng: &mut Rng, limit: u64) {
         if link.reset {
             self.reset = true;
             self.done = true;
@@ -237,8 +232,5 @@ impl Peer {
             link.to_server.push_back(pattern(self.seed, i));
         }
         self.sent += n;
-        if n > 0 {
-            self.last_send = now;
-        }
     }
 }

@@ -339,11 +339,10 @@ impl World {
     pub fn tick(&mut self, step: Duration) {
         self.elapsed += step;
         self.arrive();
-        let now = self.elapsed;
         let mut k = 0;
         while let Some(&i) = self.active.get(k) {
             let (peer, link) = (&mut self.peers[i], &mut self.links[i]);
-            peer.step(link, &mut self.rng, now);
+            peer.step(link, &mut self.rng);
             if peer.done {
                 self.active.swap_remove(k);
             } else {
