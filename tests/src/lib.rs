@@ -128,7 +128,13 @@ impl Server {
     }
 
     /// Spawns `cmd` (which must run `echoloop serve`) and waits for its `listening on` lines.
-    pub fn spawn(mut cmd: Command, listeners: usize) -> Server {
+    /// A watchdog kills it after 240 s.
+    pub fn spawn(cmd: Command, listeners: usize) -> Server {
+        Server::spawn_for(cmd, listeners, Duration::from_secs(240))
+    }
+
+    /// As [`Server::spawn`], with the watchdog at `limit` (the soak runs for minutes).
+    pub fn spawn_for(mut cmd: Command, listeners: usize, limit: Duration) -> Server {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -142,7 +148,7 @@ impl Server {
                 owned.lock().unwrap().push(Arc::clone(&child));
             }
         });
-        let stop_watchdog = Some(watchdog(Arc::clone(&child), Duration::from_secs(240)));
+        let stop_watchdog = Some(watchdog(Arc::clone(&child), limit));
         let log = collect(stderr);
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {

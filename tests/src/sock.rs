@@ -42,3 +42,40 @@ pub fn kill(pid: u32, signal: i32) {
     let ret = unsafe { libc::kill(pid as libc::pid_t, signal) };
     assert_eq!(ret, 0, "kill: {}", std::io::Error::last_os_error());
 }
+
+/// `poll(2)` on `fds`, waiting up to `timeout_ms`: how many have events. `EINTR` counts as
+/// none ready.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> std::io::Result<usize> {
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let err = std::io::Error::last_os_error();
+    match err.kind() {
+        std::io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(err),
+    }
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to `want` (or the hard limit, if lower);
+/// returns the soft limit now in force.
+pub fn raise_nofile(want: libc::rlim_t) -> std::io::Result<libc::rlim_t> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a live rlimit that getrlimit fills in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let target = want.min(lim.rlim_max);
+    if lim.rlim_cur < target {
+        lim.rlim_cur = target;
+        // SAFETY: `lim` is a live rlimit, soft limit not above the hard one.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(lim.rlim_cur)
+}

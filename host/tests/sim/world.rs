@@ -1,0 +1,798 @@
+//! The simulated operating system: a descriptor table, a listener with a backlog, the
+//! signal pipe, a virtual clock and the peers, behind [`echoloop::Net`]. The peers act
+//! each time the server calls `select`, so the server never waits on anything real.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use echoloop::sys::{FdSet, FD_SETSIZE};
+use echoloop::{Net, Sets};
+
+use crate::link::{Link, ServerClose};
+use crate::peer::Peer;
+use crate::rng::Rng;
+
+/// A simulated descriptor: a number, owned by exactly one holder.
+#[derive(Debug)]
+pub struct SimSocket(RawFd);
+
+impl AsRawFd for SimSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// What a descriptor refers to.
+enum Obj {
+    Listener,
+    Signals,
+    Reserve,
+    Conn(usize),
+}
+
+/// This seed's fault profile: the chance of each fault at each opportunity.
+pub struct Faults {
+    spurious: f64,
+    withhold: f64,
+    urgent: f64,
+    select_eintr: f64,
+    call_eintr: f64,
+    eagain: f64,
+    short: f64,
+    high_fd: f64,
+    enfile: f64,
+    abort: f64,
+    jump: f64,
+    arrive: f64,
+}
+
+impl Faults {
+    fn draw(rng: &mut Rng) -> Self {
+        Faults {
+            spurious: rng.prob(0.0, 0.2),
+            withhold: rng.prob(0.0, 0.3),
+            urgent: rng.prob(0.0, 0.1),
+            select_eintr: rng.prob(0.0, 0.05),
+            call_eintr: rng.prob(0.0, 0.05),
+            eagain: rng.prob(0.0, 0.1),
+            short: rng.prob(0.0, 0.7),
+            high_fd: rng.prob(0.0, 0.05),
+            enfile: rng.prob(0.0, 0.03),
+            abort: rng.prob(0.0, 0.03),
+            jump: rng.prob(0.0, 0.002),
+            arrive: rng.prob(0.05, 0.6),
+        }
+    }
+}
+
+/// How many times each fault was injected (the kinds of peer are counted by the test).
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Counts {
+    pub spurious_readiness: u64,
+    pub withheld_readiness: u64,
+    pub urgent_only: u64,
+    pub select_eintr: u64,
+    pub call_eintr: u64,
+    pub eagain: u64,
+    pub short_io: u64,
+    pub fd_beyond_setsize: u64,
+    pub emfile: u64,
+    pub enfile: u64,
+    pub econnaborted: u64,
+    pub clock_jump: u64,
+    pub backlog_full: u64,
+}
+
+impl Counts {
+    /// Each count with its name.
+    pub fn named(&self) -> [(&'static str, u64); 13] {
+        [
+            (
+                "spurious readiness (select says ready, call gets EAGAIN)",
+                self.spurious_readiness,
+            ),
+            (
+                "withheld readiness (ready, not reported this round)",
+                self.withheld_readiness,
+            ),
+            ("readable reported in the except set only", self.urgent_only),
+            ("select EINTR (sets scrambled)", self.select_eintr),
+            ("EINTR on accept/recv/send", self.call_eintr),
+            ("spurious EAGAIN on recv/send/accept", self.eagain),
+            ("short read or write", self.short_io),
+            ("accepted fd >= FD_SETSIZE", self.fd_beyond_setsize),
+            ("EMFILE on accept (descriptor limit reached)", self.emfile),
+            ("ENFILE on accept", self.enfile),
+            ("ECONNABORTED on accept", self.econnaborted),
+            ("clock jump of 1-60 s", self.clock_jump),
+            ("backlog full, connection refused", self.backlog_full),
+        ]
+    }
+
+    /// Adds another run's counts.
+    pub fn add(&mut self, o: &Counts) {
+        let f = |a: &mut u64, b: u64| *a += b;
+        f(&mut self.spurious_readiness, o.spurious_readiness);
+        f(&mut self.withheld_readiness, o.withheld_readiness);
+        f(&mut self.urgent_only, o.urgent_only);
+        f(&mut self.select_eintr, o.select_eintr);
+        f(&mut self.call_eintr, o.call_eintr);
+        f(&mut self.eagain, o.eagain);
+        f(&mut self.short_io, o.short_io);
+        f(&mut self.fd_beyond_setsize, o.fd_beyond_setsize);
+        f(&mut self.emfile, o.emfile);
+        f(&mut self.enfile, o.enfile);
+        f(&mut self.econnaborted, o.econnaborted);
+        f(&mut self.clock_jump, o.clock_jump);
+        f(&mut self.backlog_full, o.backlog_full);
+    }
+}
+
+/// When the simulated run ends: after so many connections, one or two signals.
+pub struct Plan {
+    /// Connections to open in all.
+    pub lifetimes: u64,
+    /// Opened so far.
+    pub started: u64,
+    /// Send SIGTERM once this many were opened and, unless `early`, all active peers
+    /// are done.
+    signal_after: u64,
+    early: bool,
+    /// Send a second signal this long after the first (the hard stop).
+    pub second_signal: Option<Duration>,
+    /// Virtual time of the first signal.
+    pub signalled_at: Option<Duration>,
+    /// The second signal was sent.
+    pub hard_stop: bool,
+}
+
+/// The whole simulated machine.
+pub struct World {
+    rng: Rng,
+    faults: Faults,
+    /// What was injected.
+    pub counts: Counts,
+    base: Instant,
+    /// Virtual time since start.
+    pub elapsed: Duration,
+    fds: Vec<Option<Obj>>,
+    open: usize,
+    nofile: usize,
+    /// Every connection ever made, by index.
+    pub links: Vec<Link>,
+    /// Its client, same index.
+    pub peers: Vec<Peer>,
+    /// Indices of peers still acting.
+    active: Vec<usize>,
+    backlog: VecDeque<usize>,
+    listening: bool,
+    signals_pending: usize,
+    /// The end of the run.
+    pub plan: Plan,
+    /// `select` calls so far, and the most allowed before calling it a livelock.
+    pub selects: u64,
+    max_selects: u64,
+    /// Broken rules seen by the fake itself (a closed fd in a set, a send after FIN...).
+    pub failures: Vec<String>,
+    scratch: Vec<RawFd>,
+    /// `EMFILE`s in a row from `accept`, and when the first of them came.
+    emfile_streak: (u32, Duration),
+    /// Virtual time a byte last moved or a connection was accepted.
+    progress: Duration,
+    /// `SIM_LOG=N`: print what happens to connection N (for replaying a failure).
+    log: Option<usize>,
+}
+
+/// No byte moved for this long: the plan sends the signal.
+const STALL: Duration = Duration::from_secs(5);
+/// The listen backlog.
+const BACKLOG: usize = 16;
+/// stdio: the lowest descriptors are taken, as in a real process.
+const FIRST_FD: usize = 3;
+/// Descriptors beyond FD_SETSIZE that accept may hand out.
+const HIGH_FDS: usize = 64;
+
+impl World {
+    /// A world for `seed`: returns it, the listener and the signal pipe's read end.
+    pub fn new(seed: u64, lifetimes: u64, nofile: usize) -> (World, SimSocket, SimSocket) {
+        let mut rng = Rng::new(seed);
+        let faults = Faults::draw(&mut rng);
+        let early = rng.chance(0.3);
+        let plan = Plan {
+            lifetimes,
+            started: 0,
+            signal_after: if early {
+                rng.range(lifetimes / 2, lifetimes)
+            } else {
+                lifetimes
+            },
+            early,
+            second_signal: rng
+                .chance(0.2)
+                .then(|| Duration::from_millis(rng.range(1, 5_000))),
+            signalled_at: None,
+            hard_stop: false,
+        };
+        let mut world = World {
+            rng,
+            faults,
+            counts: Counts::default(),
+            base: Instant::now(),
+            elapsed: Duration::ZERO,
+            fds: (0..FD_SETSIZE as usize + HIGH_FDS).map(|_| None).collect(),
+            open: FIRST_FD,
+            nofile,
+            links: Vec::new(),
+            peers: Vec::new(),
+            active: Vec::new(),
+            backlog: VecDeque::new(),
+            listening: true,
+            signals_pending: 0,
+            plan,
+            selects: 0,
+            max_selects: 2_000 * lifetimes + 100_000,
+            failures: Vec::new(),
+            scratch: Vec::new(),
+            progress: Duration::ZERO,
+            emfile_streak: (0, Duration::ZERO),
+            log: std::env::var("SIM_LOG").ok().and_then(|v| v.parse().ok()),
+        };
+        let listener = world
+            .alloc(Obj::Listener, false)
+            .expect("a descriptor for the listener");
+        let signals = world
+            .alloc(Obj::Signals, false)
+            .expect("a descriptor for signals");
+        (world, listener, signals)
+    }
+
+    /// Peers still acting.
+    pub fn active(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Descriptors still open, other than the signal pipe and the reserve.
+    pub fn leaked(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (fd, obj) in self.fds.iter().enumerate() {
+            match obj {
+                Some(Obj::Listener) => out.push(format!("fd {fd}: the listener")),
+                Some(Obj::Conn(l)) => out.push(format!("fd {fd}: connection {l}")),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The lowest free descriptor (or, if `high`, one beyond FD_SETSIZE), unless the
+    /// process is at its descriptor limit.
+    fn alloc(&mut self, obj: Obj, high: bool) -> Option<SimSocket> {
+        if self.open >= self.nofile {
+            return None;
+        }
+        let from = if high { FD_SETSIZE as usize } else { FIRST_FD };
+        let fd = (from..self.fds.len()).find(|&fd| self.fds[fd].is_none())?;
+        self.fds[fd] = Some(obj);
+        self.open += 1;
+        Some(SimSocket(fd as RawFd))
+    }
+
+    fn log(&self, l: usize, what: std::fmt::Arguments<'_>) {
+        if self.log == Some(l) {
+            eprintln!("[{:?}] conn {l}: {what}", self.elapsed);
+        }
+    }
+
+    fn link_of(&self, s: &SimSocket) -> io::Result<usize> {
+        match self.fds.get(s.0 as usize) {
+            Some(Some(Obj::Conn(l))) => Ok(*l),
+            _ => Err(errno(libc::EBADF)),
+        }
+    }
+
+    /// Out of descriptors, the loop must not spin on a listener it cannot accept from
+    /// (host rule 6): after an `EMFILE` it must shed what is pending (the next `accept`
+    /// succeeds) or stop watching the listener for a while.
+    fn on_emfile(&mut self) {
+        let (streak, since) = &mut self.emfile_streak;
+        if *streak == 0 {
+            *since = self.elapsed;
+        }
+        *streak += 1;
+        if *streak >= 4 && self.elapsed - *since < Duration::from_millis(100) {
+            self.failures.push(format!(
+                "{streak} EMFILE in a row within {:?}: the accept loop spins",
+                self.elapsed - *since
+            ));
+            *streak = 0;
+        }
+    }
+
+    /// An injected `EINTR` or `EAGAIN` for a call, if this one gets one.
+    fn call_fault(&mut self) -> Option<io::Error> {
+        if self.rng.chance(self.faults.call_eintr) {
+            self.counts.call_eintr += 1;
+            return Some(errno(libc::EINTR));
+        }
+        if self.rng.chance(self.faults.eagain) {
+            self.counts.eagain += 1;
+            return Some(errno(libc::EAGAIN));
+        }
+        None
+    }
+
+    /// `n` or, if this call is short, fewer (at least 1).
+    fn maybe_short(&mut self, n: usize) -> usize {
+        if n > 1 && self.rng.chance(self.faults.short) {
+            self.counts.short_io += 1;
+            return self.rng.range(1, n as u64 - 1) as usize;
+        }
+        n
+    }
+
+    /// Time passes and the world moves: new connections, every peer's step, signals.
+    pub fn tick(&mut self, step: Duration) {
+        self.elapsed += step;
+        self.arrive();
+        let mut k = 0;
+        while let Some(&i) = self.active.get(k) {
+            let (peer, link) = (&mut self.peers[i], &mut self.links[i]);
+            peer.step(link, &mut self.rng);
+            if peer.done {
+                self.active.swap_remove(k);
+            } else {
+                k += 1;
+            }
+        }
+        self.signal();
+    }
+
+    fn arrive(&mut self) {
+        if !self.listening
+            || self.plan.started >= self.plan.lifetimes
+            || !self.rng.chance(self.faults.arrive)
+        {
+            return;
+        }
+        self.plan.started += 1;
+        // Small kernel buffers make short writes and backpressure common.
+        let in_cap = self.rng.range(256, 40_000) as usize;
+        let out_cap = self.rng.range(256, 40_000) as usize;
+        let mut link = Link::new(in_cap, out_cap);
+        let peer = Peer::new(&mut self.rng);
+        let mut peer = peer;
+        if self.backlog.len() >= BACKLOG {
+            self.counts.backlog_full += 1;
+            link.reset();
+            (peer.reset, peer.done) = (true, true);
+        } else {
+            self.backlog.push_back(self.links.len());
+            self.active.push(self.links.len());
+        }
+        self.links.push(link);
+        self.peers.push(peer);
+    }
+
+    /// SIGTERM when the plan says so; a second one for a hard stop.
+    fn signal(&mut self) {
+        let plan = &mut self.plan;
+        match plan.signalled_at {
+            None => {
+                let quiet = self
+                    .active
+                    .iter()
+                    .all(|&i| !self.peers[i].kind.healthy() || self.peers[i].done);
+                // Without an idle timeout, vanished peers may hold every slot for ever
+                // (slowloris): after a stall, stop as an operator would.
+                let stalled = self.elapsed > self.progress + STALL;
+                if plan.started >= plan.signal_after && (plan.early || quiet || stalled) {
+                    plan.signalled_at = Some(self.elapsed);
+                    self.signals_pending += 1;
+                }
+            }
+            Some(at) => {
+                if let Some(delay) = plan.second_signal.filter(|_| !plan.hard_stop) {
+                    if self.elapsed >= at + delay {
+                        plan.hard_stop = true;
+                        self.signals_pending += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `fd` is ready for the set `which` (0 read, 1 write), honestly.
+    fn ready(&self, fd: RawFd, which: usize) -> bool {
+        match (self.fds.get(fd as usize), which) {
+            (Some(Some(Obj::Listener)), 0) => !self.backlog.is_empty(),
+            (Some(Some(Obj::Signals)), 0) => self.signals_pending > 0,
+            (Some(Some(Obj::Conn(l))), 0) => self.links[*l].readable(),
+            (Some(Some(Obj::Conn(l))), 1) => self.links[*l].writable(),
+            _ => false,
+        }
+    }
+
+    /// Sockets may be reported ready when they are not (Linux select(2), BUGS: a
+    /// checksum failure, a connection aborted before `accept`); a pipe may not.
+    fn spurious_ok(&self, fd: RawFd) -> bool {
+        !matches!(self.fds.get(fd as usize), Some(Some(Obj::Signals)))
+    }
+
+    /// Checks the sets name open descriptors only (a real select fails with EBADF).
+    fn check_sets(&mut self, sets: &Sets) -> io::Result<()> {
+        for set in [&sets.read, &sets.write, &sets.except] {
+            for fd in 0..=set.max() {
+                if set.contains(fd) && !matches!(self.fds.get(fd as usize), Some(Some(_))) {
+                    self.failures.push(format!("select on closed fd {fd}"));
+                    return Err(errno(libc::EBADF));
+                }
+            }
+        }
+        let high = self.fds[FD_SETSIZE as usize..]
+            .iter()
+            .position(Option::is_some);
+        if let Some(k) = high {
+            self.failures.push(format!(
+                "fd {} beyond FD_SETSIZE still open at select",
+                FD_SETSIZE as usize + k
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rewrites the sets with what is ready (faults included); returns the count.
+    fn report(&mut self, sets: &mut Sets) -> usize {
+        let mut ready = [Vec::new(), Vec::new(), Vec::new()];
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for (which, set) in [&sets.read, &sets.write].into_iter().enumerate() {
+            scratch.clear();
+            scratch.extend((0..=set.max()).filter(|&fd| set.contains(fd)));
+            for &fd in &scratch {
+                let mut is = self.ready(fd, which);
+                if is && self.rng.chance(self.faults.withhold) {
+                    self.counts.withheld_readiness += 1;
+                    is = false;
+                } else if !is && self.spurious_ok(fd) && self.rng.chance(self.faults.spurious) {
+                    self.counts.spurious_readiness += 1;
+                    is = true;
+                }
+                if !is {
+                    continue;
+                }
+                let urgent = which == 0 && sets.except.contains(fd);
+                if urgent && self.rng.chance(self.faults.urgent) {
+                    self.counts.urgent_only += 1;
+                    ready[2].push(fd);
+                } else {
+                    ready[which].push(fd);
+                }
+            }
+        }
+        self.scratch = scratch;
+        sets.read.clear();
+        sets.write.clear();
+        sets.except.clear();
+        let n = ready.iter().map(Vec::len).sum();
+        for (set, fds) in [&mut sets.read, &mut sets.write, &mut sets.except]
+            .into_iter()
+            .zip(&ready)
+        {
+            for &fd in fds {
+                set.insert(fd);
+            }
+        }
+        n
+    }
+
+    /// A small random step of virtual time, now and then a big jump.
+    fn step(&mut self) -> Duration {
+        if self.plan.signalled_at.is_none() && self.rng.chance(self.faults.jump) {
+            self.counts.clock_jump += 1;
+            return Duration::from_millis(self.rng.range(1_000, 60_000));
+        }
+        Duration::from_micros(self.rng.range(0, 3_000))
+    }
+}
+
+fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+/// The server's handle on the world; the test keeps another, to look and to let the
+/// peers finish after the server is gone.
+#[derive(Clone)]
+pub struct SimNet(pub Rc<RefCell<World>>);
+
+impl Net for SimNet {
+    type Socket = SimSocket;
+
+    fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize> {
+        self.0.borrow_mut().select(sets, timeout)
+    }
+
+    fn accept(&mut self, listener: &SimSocket) -> io::Result<(SimSocket, SocketAddr)> {
+        self.0.borrow_mut().accept(listener)
+    }
+
+    fn recv(&mut self, socket: &SimSocket, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.borrow_mut().recv(socket, buf)
+    }
+
+    fn send(&mut self, socket: &SimSocket, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().send(socket, buf)
+    }
+
+    fn shutdown_write(&mut self, socket: &SimSocket) -> io::Result<()> {
+        self.0.borrow_mut().shutdown_write(socket)
+    }
+
+    fn close(&mut self, socket: SimSocket) {
+        self.0.borrow_mut().close(socket)
+    }
+
+    fn drain(&mut self, pipe: &SimSocket, scratch: &mut [u8]) -> io::Result<usize> {
+        self.0.borrow_mut().drain(pipe, scratch)
+    }
+
+    fn open_reserve(&mut self) -> io::Result<SimSocket> {
+        self.0.borrow_mut().open_reserve()
+    }
+
+    fn now(&self) -> Instant {
+        self.0.borrow().now()
+    }
+}
+
+/// The calls, as the kernel would answer them (and as the faults bend them).
+impl World {
+    fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize> {
+        self.selects += 1;
+        if self.selects > self.max_selects {
+            let kinds: Vec<_> = self.active.iter().map(|&i| self.peers[i].kind).collect();
+            self.failures.push(format!(
+                "no end after {} select calls: {} started, active {kinds:?}, backlog {}, \
+                 signalled {:?}, {} of {} fds open, sets {:?}",
+                self.selects,
+                self.plan.started,
+                self.backlog.len(),
+                self.plan.signalled_at,
+                self.open,
+                self.nofile,
+                [&sets.read, &sets.write, &sets.except].map(members),
+            ));
+            return Err(io::Error::other("simulation: livelock"));
+        }
+        self.check_sets(sets)?;
+        let step = self.step();
+        self.tick(step);
+        if self.rng.chance(self.faults.select_eintr) {
+            // The sets are unspecified after EINTR: the driver must rebuild them.
+            self.counts.select_eintr += 1;
+            sets.read.clear();
+            sets.write.clear();
+            sets.except.clear();
+            return Err(errno(libc::EINTR));
+        }
+        // Nothing ready: let the world move on in small steps until something is, or
+        // the timeout passes.
+        let saved = [&sets.read, &sets.write, &sets.except].map(members);
+        let mut waited = Duration::ZERO;
+        for _ in 0..5_000 {
+            let n = self.report(sets);
+            if n > 0 || timeout.is_some_and(|t| waited >= t) {
+                return Ok(n);
+            }
+            restore(sets, &saved);
+            let mut step = self.step();
+            if let Some(t) = timeout {
+                step = step.min(t - waited);
+            }
+            waited += step;
+            self.tick(step);
+        }
+        self.failures
+            .push("deadlock: nothing ready, server waits for ever".into());
+        Err(io::Error::other("simulation: deadlock"))
+    }
+
+    pub fn accept(&mut self, listener: &SimSocket) -> io::Result<(SimSocket, SocketAddr)> {
+        if !matches!(self.fds.get(listener.0 as usize), Some(Some(Obj::Listener))) {
+            self.failures
+                .push(format!("accept on fd {}, not the listener", listener.0));
+            return Err(errno(libc::EBADF));
+        }
+        if let Some(e) = self.call_fault() {
+            // The loop may rightly give up shedding on this: a new streak starts.
+            self.emfile_streak.0 = 0;
+            return Err(e);
+        }
+        if self.backlog.is_empty() {
+            self.emfile_streak.0 = 0;
+            return Err(errno(libc::EAGAIN));
+        }
+        if self.rng.chance(self.faults.enfile) {
+            self.counts.enfile += 1;
+            self.emfile_streak.0 = 0;
+            return Err(errno(libc::ENFILE));
+        }
+        if self.rng.chance(self.faults.abort) {
+            self.counts.econnaborted += 1;
+            if let Some(l) = self.backlog.pop_front() {
+                self.links[l].reset();
+            }
+            return Err(errno(libc::ECONNABORTED));
+        }
+        let high = self.rng.chance(self.faults.high_fd);
+        let Some(l) = self.backlog.front().copied() else {
+            return Err(errno(libc::EAGAIN));
+        };
+        let Some(socket) = self.alloc(Obj::Conn(l), high) else {
+            self.counts.emfile += 1;
+            self.on_emfile();
+            return Err(errno(libc::EMFILE));
+        };
+        self.emfile_streak.0 = 0;
+        if high {
+            self.counts.fd_beyond_setsize += 1;
+        }
+        self.backlog.pop_front();
+        self.links[l].accepted = true;
+        self.progress = self.elapsed;
+        self.log(l, format_args!("accepted as fd {}", socket.0));
+        let port = 10_000 + (l % 50_000) as u16;
+        Ok((socket, SocketAddr::from((Ipv4Addr::LOCALHOST, port))))
+    }
+
+    pub fn recv(&mut self, socket: &SimSocket, buf: &mut [u8]) -> io::Result<usize> {
+        let l = self.link_of(socket)?;
+        if let Some(e) = self.call_fault() {
+            return Err(e);
+        }
+        let want = self.links[l].to_server.len().min(buf.len());
+        let n = self.maybe_short(want);
+        let link = &mut self.links[l];
+        if link.reset {
+            if link.reset_reported {
+                return Ok(0);
+            }
+            link.reset_reported = true;
+            return Err(errno(libc::ECONNRESET));
+        }
+        if n == 0 {
+            let eof = link.peer_fin;
+            self.log(l, format_args!("recv: eof {eof}"));
+            if eof {
+                self.links[l].last_io = self.elapsed;
+                return Ok(0);
+            }
+            return Err(errno(libc::EAGAIN));
+        }
+        self.log(l, format_args!("recv {n} of {want} (buf {})", buf.len()));
+        let link = &mut self.links[l];
+        for (dst, src) in buf.iter_mut().zip(link.to_server.drain(..n)) {
+            *dst = src;
+        }
+        if !link.server_fin {
+            link.taken += n as u64;
+        }
+        link.last_io = self.elapsed;
+        self.progress = self.elapsed;
+        Ok(n)
+    }
+
+    pub fn send(&mut self, socket: &SimSocket, buf: &[u8]) -> io::Result<usize> {
+        let l = self.link_of(socket)?;
+        if let Some(e) = self.call_fault() {
+            return Err(e);
+        }
+        let room = self.links[l]
+            .out_cap
+            .saturating_sub(self.links[l].to_peer.len());
+        let n = self.maybe_short(room.min(buf.len()));
+        let link = &mut self.links[l];
+        if link.server_fin {
+            self.failures
+                .push(format!("send on connection {l} after its shutdown"));
+            return Err(errno(libc::EPIPE));
+        }
+        if link.reset {
+            return Err(errno(libc::EPIPE));
+        }
+        if link.peer_closed {
+            // The peer's kernel takes it and answers with a RST.
+            link.echoed += buf.len() as u64;
+            link.reset();
+            return Ok(buf.len());
+        }
+        if n == 0 {
+            return Err(errno(libc::EAGAIN));
+        }
+        link.to_peer.extend(&buf[..n]);
+        link.echoed += n as u64;
+        link.last_io = self.elapsed;
+        self.progress = self.elapsed;
+        self.log(l, format_args!("send {n} of {}", buf.len()));
+        Ok(n)
+    }
+
+    pub fn shutdown_write(&mut self, socket: &SimSocket) -> io::Result<()> {
+        let l = self.link_of(socket)?;
+        let link = &mut self.links[l];
+        if link.reset {
+            return Err(errno(libc::ENOTCONN));
+        }
+        link.server_fin = true;
+        self.log(l, format_args!("shutdown write"));
+        Ok(())
+    }
+
+    pub fn close(&mut self, socket: SimSocket) {
+        let Some(obj) = self.fds.get_mut(socket.0 as usize).and_then(Option::take) else {
+            self.failures
+                .push(format!("close of fd {} that is not open", socket.0));
+            return;
+        };
+        self.open -= 1;
+        match obj {
+            Obj::Conn(l) => {
+                self.log(l, format_args!("close"));
+                let after_signal = self.plan.signalled_at.is_some();
+                let link = &mut self.links[l];
+                link.server_close = Some(ServerClose {
+                    graceful: link.server_fin,
+                    at: self.elapsed,
+                    after_signal,
+                });
+                // close(2) with unread input sends a RST, destroying the echo in flight.
+                if !link.to_server.is_empty() && !link.reset {
+                    link.reset();
+                }
+            }
+            Obj::Listener => {
+                self.listening = false;
+                for l in self.backlog.drain(..) {
+                    self.links[l].reset();
+                }
+            }
+            Obj::Signals | Obj::Reserve => {}
+        }
+    }
+
+    pub fn drain(&mut self, pipe: &SimSocket, _scratch: &mut [u8]) -> io::Result<usize> {
+        if !matches!(self.fds.get(pipe.0 as usize), Some(Some(Obj::Signals))) {
+            return Err(errno(libc::EBADF));
+        }
+        Ok(std::mem::take(&mut self.signals_pending))
+    }
+
+    pub fn open_reserve(&mut self) -> io::Result<SimSocket> {
+        self.alloc(Obj::Reserve, false)
+            .ok_or_else(|| errno(libc::EMFILE))
+    }
+
+    pub fn now(&self) -> Instant {
+        self.base + self.elapsed
+    }
+}
+
+/// The descriptors in a set.
+fn members(set: &FdSet) -> Vec<RawFd> {
+    (0..=set.max()).filter(|&fd| set.contains(fd)).collect()
+}
+
+fn restore(sets: &mut Sets, saved: &[Vec<RawFd>; 3]) {
+    for (set, fds) in [&mut sets.read, &mut sets.write, &mut sets.except]
+        .into_iter()
+        .zip(saved)
+    {
+        set.clear();
+        for &fd in fds {
+            set.insert(fd);
+        }
+    }
+}
