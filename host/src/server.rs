@@ -289,8 +289,12 @@ impl<N: Net> Server<N> {
     /// A signal arrived: stop accepting and start the graceful shutdown (host rule 8).
     /// A second signal ends the grace period at once.
     fn on_signal(&mut self, now: Instant) {
-        if let Err(e) = self.net.drain(&self.signals, &mut self.scratch) {
-            warn!("reading the signal pipe: {e}");
+        match self.net.drain(&self.signals, &mut self.scratch) {
+            // select may report a descriptor ready when it is not (select(2), BUGS):
+            // without a byte in the pipe no signal came.
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => warn!("reading the signal pipe: {e}"),
         }
         let grace = echoloop_core::Duration::from_millis(SHUTDOWN_GRACE.as_millis() as u64);
         if self.shutdown_deadline.is_some() {
