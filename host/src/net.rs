@@ -1,11 +1,11 @@
 //! The event loop's window on the operating system: the few calls the select(2) driver
 //! makes once it is running, behind one small trait.
 //!
-//! [`Sys`] is the real thing and only forwards to [`sys`](crate::sys); it is a zero-sized
+//! [`Sys`] is the real thing and only forwards to [`sys`]; it is a zero-sized
 //! type and [`Server`](crate::Server) is generic over it, so the calls are statically
 //! dispatched and inlined. The trait exists so that a simulated socket layer (seeded
 //! readiness, short reads, resets, `EMFILE`, clock jumps) can run the very same driver
-//! without a single real socket: see `host/tests/sim.rs`.
+//! without a single real socket: see `host/tests/sim/`.
 //!
 //! Set-up (binding listeners, installing the signal pipe) is not part of it: it happens
 //! before the loop, in [`Server::bind`](crate::Server::bind).
@@ -71,7 +71,7 @@ pub trait Net {
     fn now(&self) -> Instant;
 }
 
-/// The operating system, through [`sys`](crate::sys).
+/// The operating system, through [`sys`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sys;
 

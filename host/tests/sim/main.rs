@@ -65,7 +65,9 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
     } else {
         1_000
     };
-    let idle_timeout = (seed % 2 == 0).then(|| Duration::from_millis(rng.range(2_000, 10_000)));
+    let idle_timeout = seed
+        .is_multiple_of(2)
+        .then(|| Duration::from_millis(rng.range(2_000, 10_000)));
     let (world, listener, signals) = World::new(seed, LIFETIMES, nofile);
     let world = Rc::new(RefCell::new(world));
     let options = Options {
