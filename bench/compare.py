@@ -49,12 +49,14 @@ def parse_args():
     p.add_argument("--tokio", required=True, help="the tokio-echo binary (release)")
     p.add_argument("--python-server", required=True, help="bench/seed_server.py")
     p.add_argument("--out", required=True, help="directory for results.{md,json,svg}")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--duration", type=float, default=3.0, help="measured seconds per run")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per run")
     p.add_argument("--smoke", action="store_true",
                    help="two short cases, one round: checks that everything runs")
-    p.add_argument("--servers", default="echoloop,tokio,python")
+    p.add_argument("--servers", default="echoloop,echoloop-nobatch,tokio,python",
+                   help="comma-separated, from echoloop, echoloop-nobatch (--batch-wait 0), "
+                   "tokio, python")
     p.add_argument("--other-echoloop", metavar="NAME=PATH", action="append", default=[],
                    help="also run this echoloop binary as server NAME (before/after a change)")
     p.add_argument("--cases", help="only the cases whose name contains one of these "
@@ -83,6 +85,9 @@ def server_cmd(name, args):
             return [path, "serve", "--listen", "127.0.0.1:0"]
     return {
         "echoloop": [args.echoloop, "serve", "--listen", "127.0.0.1:0"],
+        # The same binary without batching (host/src/batch.rs): its before/after.
+        "echoloop-nobatch": [args.echoloop, "serve", "--listen", "127.0.0.1:0",
+                             "--batch-wait", "0"],
         "tokio": [args.tokio, "127.0.0.1:0"],
         "python": [sys.executable, args.python_server, "127.0.0.1:0"],
     }[name]
@@ -268,7 +273,18 @@ def markdown(results, meta, servers, cases):
     return "\n".join(lines)
 
 
-def targets(results, servers, cases):
+def paired(raw, name, metric):
+    """echoloop / tokio per round (the two ran back to back, on the same machine state):
+    ' (per round: median, min–max)', or '' without two servers' rounds."""
+    ratios = [e[metric] / t[metric] for e, t in zip(raw[name]["echoloop"], raw[name]["tokio"])
+              if "error" not in e and "error" not in t and e[metric] and t[metric]]
+    if len(ratios) < 2:
+        return ""
+    return " (per round: %.2f, %.2f–%.2f)" % (statistics.median(ratios), min(ratios),
+                                               max(ratios))
+
+
+def targets(results, raw, servers, cases):
     """The issue's targets, as ratios against tokio measured in the same run."""
     rows = []
     if "echoloop" not in servers:
@@ -280,13 +296,13 @@ def targets(results, servers, cases):
         if t and mode == "pingpong" and conns >= 50:
             a, b = med(e, "server_cpu_us_per_rt"), med(t, "server_cpu_us_per_rt")
             if a and b:
-                rows.append(("CPU/RT ≤ tokio, " + name, "%.2f / %.2f µs = %.2f" % (a, b, a / b),
-                             a <= b))
+                rows.append(("CPU/RT ≤ tokio, " + name, "%.2f / %.2f µs = %.2f%s" % (
+                    a, b, a / b, paired(raw, name, "server_cpu_us_per_rt")), a <= b))
         if t and mode == "stream":
             a, b = med(e, "server_cpu_s_per_gb"), med(t, "server_cpu_s_per_gb")
             if a and b:
-                rows.append(("CPU/GB ≤ tokio, " + name, "%.3f / %.3f s = %.2f" % (a, b, a / b),
-                             a <= b))
+                rows.append(("CPU/GB ≤ tokio, " + name, "%.3f / %.3f s = %.2f%s" % (
+                    a, b, a / b, paired(raw, name, "server_cpu_s_per_gb")), a <= b))
         if mode == "pingpong" and conns in (50, 500):
             s = med(e, "server_syscalls_per_rt")
             rows.append(("syscalls/RT ≤ 2.2, " + name, fmt(s, 2), s is not None and s <= 2.2))
@@ -302,7 +318,8 @@ def targets(results, servers, cases):
 def svg_chart(results, servers, cases):
     """Grouped bars of server CPU µs per round trip, log scale."""
     import math
-    colours = {"echoloop": "#1b9e77", "tokio": "#7570b3", "python": "#d95f02"}
+    colours = {"echoloop": "#1b9e77", "echoloop-nobatch": "#8fd3bf", "tokio": "#7570b3",
+               "python": "#d95f02"}
     w, h, left, top, bottom = 900, 420, 70, 40, 90
     plot_w, plot_h = w - left - 20, h - top - bottom
     vals = [med(results[c[0]][s], "server_cpu_us_per_rt") for c in cases for s in servers]
@@ -394,7 +411,7 @@ def main():
                       pins[1] if pins else "any",
                       "by perf stat" if perf_works() else "n/a (perf cannot count them here)"),
     }
-    rows = targets(results, servers, cases)
+    rows = targets(results, raw, servers, cases)
     md = markdown(results, meta, servers, cases)
     md += "\n\n| target | echoloop (vs tokio) | met |\n|---|---|---|\n" + "\n".join(
         "| %s | %s | %s |" % (n, v, "yes" if ok else "**no**") for n, v, ok in rows)

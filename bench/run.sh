@@ -4,7 +4,7 @@
 # Python server (bench/compare.py), writing bench/results/results.{md,json} and
 # bench/results/cpu_per_round_trip.svg.
 #
-#   bash bench/run.sh              # the full run: 6 cases x 3 servers x 3 rounds (~4 min)
+#   bash bench/run.sh              # the full run: 6 cases x 4 servers x 5 rounds (~12 min)
 #   bash bench/run.sh --smoke      # a few seconds, results in a temporary directory (CI)
 #   bash bench/run.sh --rounds 5 --duration 5   # other compare.py flags pass through
 #

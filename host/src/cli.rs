@@ -45,6 +45,11 @@ pub struct ServeArgs {
     /// Print, each round, what went into select, what came back and what the core did.
     #[arg(long)]
     pub trace: bool,
+    /// When busy but few sockets are ready, wait this many microseconds for more before
+    /// the next select, so one scan serves several (0: never).
+    #[arg(long, value_name = "MICROS", default_value_t = server::BATCH_WAIT.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub batch_wait: u64,
 }
 
 /// `echoloop client`.
@@ -171,6 +176,7 @@ fn serve(args: ServeArgs) -> io::Result<ExitCode> {
         max_conns: args.max_conns,
         idle_timeout: args.idle_timeout,
         trace: args.trace,
+        batch_wait: Duration::from_micros(args.batch_wait),
     };
     let mut server = server::Server::bind(&options)?;
     let mut stdout = io::stdout().lock();

@@ -19,7 +19,7 @@ use crate::sys::{self, FdSet};
 
 /// The three sets handed to `select`, rebuilt each round by the driver; `select`
 /// overwrites them with the ready descriptors.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Sets {
     /// Watched for input (and, for a listener, for a pending connection).
     pub read: FdSet,
@@ -66,6 +66,9 @@ pub trait Net {
     /// Opens the descriptor kept in reserve for running out of descriptors (host rule 6):
     /// giving it up lets one more `accept` succeed.
     fn open_reserve(&mut self) -> io::Result<Self::Socket>;
+
+    /// Sleeps for about `d` (a batching nap, microseconds long); may return early.
+    fn nap(&mut self, d: Duration);
 
     /// Now, on a monotonic clock.
     fn now(&self) -> Instant;
@@ -114,6 +117,10 @@ impl Net for Sys {
 
     fn open_reserve(&mut self) -> io::Result<OwnedFd> {
         std::fs::File::open("/dev/null").map(OwnedFd::from)
+    }
+
+    fn nap(&mut self, d: Duration) {
+        std::thread::sleep(d);
     }
 
     #[inline]

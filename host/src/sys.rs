@@ -47,6 +47,7 @@ fn owned(fd: c_int) -> OwnedFd {
 }
 
 /// A set of file descriptors for `select`: `fd_set` plus bounds checking.
+#[derive(Clone)]
 pub struct FdSet {
     raw: libc::fd_set,
     max: RawFd,
@@ -533,6 +534,19 @@ pub fn signal_pipe() -> io::Result<OwnedFd> {
         cvt(ret).map_err(|e| context("sigaction", e))?;
     }
     Ok(read)
+}
+
+/// Asks for timers as precise as the kernel can make them on this thread: Linux lets a
+/// sleep overrun by the thread's timer slack, 50 µs by default, which would make a
+/// 40 µs batching nap more than twice as long. Elsewhere there is no such knob.
+pub fn precise_timers() {
+    #[cfg(target_os = "linux")]
+    {
+        const ONE_MICROSECOND_NS: libc::c_ulong = 1_000;
+        // SAFETY: PR_SET_TIMERSLACK takes one integer argument and touches no memory of
+        // ours; a failure only leaves the default slack, so its result is not needed.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ONE_MICROSECOND_NS) };
+    }
 }
 
 /// Empties a non-blocking pipe (or socket) into the void; returns the bytes discarded.

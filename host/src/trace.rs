@@ -45,6 +45,16 @@ impl Trace {
         self.emit();
     }
 
+    /// A batching nap before the next look: busy, but few sockets were ready.
+    pub(crate) fn nap(&mut self, nap: Duration) {
+        self.line.clear();
+        let _ = write!(
+            self.line,
+            "  nap {nap:?}: busy but few sockets ready, let more gather"
+        );
+        self.emit();
+    }
+
     /// `select` failed with `EINTR`.
     pub(crate) fn interrupted(&mut self) {
         self.line.clear();

@@ -68,6 +68,7 @@ fn start_server() -> SocketAddr {
             max_conns: echoloop::server::MAX_CONNS,
             idle_timeout: Some(Duration::from_secs(600)),
             trace: false,
+            batch_wait: echoloop::server::BATCH_WAIT,
         };
         let mut server = echoloop::Server::bind(&options).unwrap();
         let addr = server.local_addrs().next().unwrap();

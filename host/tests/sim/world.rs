@@ -86,11 +86,12 @@ pub struct Counts {
     pub econnaborted: u64,
     pub clock_jump: u64,
     pub backlog_full: u64,
+    pub naps: u64,
 }
 
 impl Counts {
     /// Each count with its name.
-    pub fn named(&self) -> [(&'static str, u64); 13] {
+    pub fn named(&self) -> [(&'static str, u64); 14] {
         [
             (
                 "spurious readiness (select says ready, call gets EAGAIN)",
@@ -111,6 +112,7 @@ impl Counts {
             ("ECONNABORTED on accept", self.econnaborted),
             ("clock jump of 1-60 s", self.clock_jump),
             ("backlog full, connection refused", self.backlog_full),
+            ("batching nap (loop busy, few sockets ready)", self.naps),
         ]
     }
 
@@ -130,6 +132,7 @@ impl Counts {
         f(&mut self.econnaborted, o.econnaborted);
         f(&mut self.clock_jump, o.clock_jump);
         f(&mut self.backlog_full, o.backlog_full);
+        f(&mut self.naps, o.naps);
     }
 }
 
@@ -537,6 +540,12 @@ impl Net for SimNet {
 
     fn open_reserve(&mut self) -> io::Result<SimSocket> {
         self.0.borrow_mut().open_reserve()
+    }
+
+    fn nap(&mut self, d: Duration) {
+        let mut world = self.0.borrow_mut();
+        world.counts.naps += 1;
+        world.tick(d);
     }
 
     fn now(&self) -> Instant {
