@@ -245,6 +245,7 @@ impl<N: Net> Server<N> {
             return self.net.select(&mut self.sets, timeout);
         }
         if let Some(nap) = self.batching.nap(conns) {
+            // Never past the core's next deadline.
             let nap = timeout.map_or(nap, |t| nap.min(t));
             if let Some(trace) = &mut self.trace {
                 trace.nap(nap);

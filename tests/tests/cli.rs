@@ -36,6 +36,9 @@ fn bad_flags_and_addresses_are_one_line_errors() {
         fails_with_one_line(&["serve", "--max-conns", "many"], "many");
         fails_with_one_line(&["serve", "--idle-timeout", "soon"], "soon");
         fails_with_one_line(&["serve", "--idle-timeout", "0"], "positive");
+        fails_with_one_line(&["serve", "--batch-wait", "20000"], "0..=10000");
+        fails_with_one_line(&["serve", "--batch-wait", "-5"], "'-5'");
+        fails_with_one_line(&["serve", "--batch-wait", "soon"], "soon");
         fails_with_one_line(&["client", "--connect", "nowhere"], "nowhere");
         fails_with_one_line(&["client", "--sockets", "0"], "0");
     });

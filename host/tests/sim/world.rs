@@ -183,6 +183,9 @@ pub struct World {
     /// Broken rules seen by the fake itself (a closed fd in a set, a send after FIN...).
     pub failures: Vec<String>,
     scratch: Vec<RawFd>,
+    /// Readable (or urgent) in what the last `select` returned: the only sockets the
+    /// loop may `recv` from until the next one.
+    reported: Vec<RawFd>,
     /// `EMFILE`s in a row from `accept`, and when the first of them came.
     emfile_streak: (u32, Duration),
     /// Virtual time a byte last moved or a connection was accepted.
@@ -241,6 +244,7 @@ impl World {
             max_selects: 2_000 * lifetimes + 100_000,
             failures: Vec::new(),
             scratch: Vec::new(),
+            reported: Vec::new(),
             progress: Duration::ZERO,
             emfile_streak: (0, Duration::ZERO),
             log: std::env::var("SIM_LOG").ok().and_then(|v| v.parse().ok()),
@@ -473,6 +477,8 @@ impl World {
             }
         }
         self.scratch = scratch;
+        self.reported.clear();
+        self.reported.extend(ready[0].iter().chain(&ready[2]));
         sets.read.clear();
         sets.write.clear();
         sets.except.clear();
@@ -578,6 +584,7 @@ impl World {
         if self.rng.chance(self.faults.select_eintr) {
             // The sets are unspecified after EINTR: the driver must rebuild them.
             self.counts.select_eintr += 1;
+            self.reported.clear();
             sets.read.clear();
             sets.write.clear();
             sets.except.clear();
@@ -655,6 +662,12 @@ impl World {
 
     pub fn recv(&mut self, socket: &SimSocket, buf: &mut [u8]) -> io::Result<usize> {
         let l = self.link_of(socket)?;
+        if !self.reported.contains(&socket.0) {
+            // A select loop reads what select reported, nothing else: a `recv` elsewhere
+            // is a probe (usually EAGAIN), or a sign the loop served stale sets.
+            self.failures
+                .push(format!("recv on fd {}, not reported readable", socket.0));
+        }
         if let Some(e) = self.call_fault() {
             return Err(e);
         }
