@@ -489,14 +489,21 @@ impl<N: Net> Server<N> {
             }
             let readable = sets.read.contains(raw) || sets.except.contains(raw);
             let writable = sets.write.contains(raw);
-            let mut moved = Moved::default();
-            let (core, net) = (&mut *self.core, &mut self.net);
+            let mut turn = Turn {
+                core: &mut self.core,
+                net: &mut self.net,
+                now,
+                id,
+                fd: &conn.fd,
+                moved: Moved::default(),
+            };
             if writable {
-                flush(core, net, now, id, &conn.fd, &mut moved);
+                turn.flush();
             }
             if readable {
-                receive(core, net, now, id, &conn.fd, &mut moved);
+                turn.receive();
             }
+            let moved = turn.moved;
             if let Some(trace) = &mut self.trace {
                 trace.moved(conn.peer, &moved, self.core.queued(id).ok());
             }
@@ -620,86 +627,90 @@ fn watchable(fd: &OwnedFd, what: &str) -> io::Result<()> {
     )))
 }
 
-/// Sends what is queued until the socket takes no more (partial writes, host rule 4).
-fn flush<N: Net>(
-    core: &mut Core,
-    net: &mut N,
+/// One connection's turn in a round: what `select` reported ready is served here.
+struct Turn<'a, N: Net> {
+    core: &'a mut Core,
+    net: &'a mut N,
     now: Instant,
     id: ConnId,
-    fd: &N::Socket,
-    moved: &mut Moved,
-) {
-    // At most twice: the queued bytes may wrap around the end of the ring.
-    loop {
-        let Ok(buf) = core.write_buf(id) else { return };
-        let len = buf.len();
-        if len == 0 {
-            return;
-        }
-        match net.send(fd, buf) {
-            Ok(n) => {
-                moved.sent += n;
-                if core.on_written(now, id, n).is_err() || n < len {
-                    return;
-                }
-            }
-            Err(e) => return fail(core, id, e, moved),
-        }
-    }
+    fd: &'a N::Socket,
+    /// What the turn moved, for `--trace`.
+    moved: Moved,
 }
 
-/// Receives into the core's queue and echoes straight back in the same round. Reads again
-/// only if the last `recv` filled the whole lent slice, so no call is wasted on `EAGAIN`.
-fn receive<N: Net>(
-    core: &mut Core,
-    net: &mut N,
-    now: Instant,
-    id: ConnId,
-    fd: &N::Socket,
-    moved: &mut Moved,
-) {
-    for _ in 0..READS_PER_ROUND {
-        let Ok(buf) = core.read_buf(id) else { return };
-        let room = buf.len();
-        match net.recv(fd, buf) {
-            Ok(0) => {
-                moved.eof = true;
-                let _ = core.on_read(now, id, 0);
+impl<N: Net> Turn<'_, N> {
+    /// Sends what is queued until the socket takes no more (partial writes, host rule 4).
+    fn flush(&mut self) {
+        // At most twice: the queued bytes may wrap around the end of the ring.
+        loop {
+            let Ok(buf) = self.core.write_buf(self.id) else {
+                return;
+            };
+            let len = buf.len();
+            if len == 0 {
                 return;
             }
-            Ok(n) => {
-                moved.received += n;
-                if core.on_read(now, id, n).is_err() {
-                    return;
+            match self.net.send(self.fd, buf) {
+                Ok(n) => {
+                    self.moved.sent += n;
+                    if self.core.on_written(self.now, self.id, n).is_err() || n < len {
+                        return;
+                    }
                 }
-                flush(core, net, now, id, fd, moved);
-                if n < room {
-                    return;
-                }
+                Err(e) => return self.fail(e),
             }
-            Err(e) => return fail(core, id, e, moved),
         }
     }
-}
 
-/// A failed `recv`/`send`: `EAGAIN` and `EINTR` are "not now" (select will report the
-/// socket again); anything else closes this connection only (host rule 4).
-fn fail(core: &mut Core, id: ConnId, err: io::Error, moved: &mut Moved) {
-    if matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    ) {
-        return;
+    /// Receives into the core's queue and echoes straight back in the same round. Reads
+    /// again only if the last `recv` filled the whole lent slice, so no call is wasted on
+    /// `EAGAIN`.
+    fn receive(&mut self) {
+        for _ in 0..READS_PER_ROUND {
+            let Ok(buf) = self.core.read_buf(self.id) else {
+                return;
+            };
+            let room = buf.len();
+            match self.net.recv(self.fd, buf) {
+                Ok(0) => {
+                    self.moved.eof = true;
+                    let _ = self.core.on_read(self.now, self.id, 0);
+                    return;
+                }
+                Ok(n) => {
+                    self.moved.received += n;
+                    if self.core.on_read(self.now, self.id, n).is_err() {
+                        return;
+                    }
+                    self.flush();
+                    if n < room {
+                        return;
+                    }
+                }
+                Err(e) => return self.fail(e),
+            }
+        }
     }
-    let kind = match err.raw_os_error() {
-        Some(libc::ECONNRESET | libc::EPIPE) => ErrorKind::Reset,
-        Some(libc::ETIMEDOUT) => ErrorKind::TimedOut,
-        Some(libc::ENOTCONN | libc::ESHUTDOWN) => ErrorKind::HangUp,
-        _ => ErrorKind::Other,
-    };
-    debug!("{id}: {err}");
-    let _ = core.on_error(id, kind);
-    moved.error = Some(err);
+
+    /// A failed `recv`/`send`: `EAGAIN` and `EINTR` are "not now" (select will report the
+    /// socket again); anything else closes this connection only (host rule 4).
+    fn fail(&mut self, err: io::Error) {
+        if matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ) {
+            return;
+        }
+        let kind = match err.raw_os_error() {
+            Some(libc::ECONNRESET | libc::EPIPE) => ErrorKind::Reset,
+            Some(libc::ETIMEDOUT) => ErrorKind::TimedOut,
+            Some(libc::ENOTCONN | libc::ESHUTDOWN) => ErrorKind::HangUp,
+            _ => ErrorKind::Other,
+        };
+        debug!("{}: {err}", self.id);
+        let _ = self.core.on_error(self.id, kind);
+        self.moved.error = Some(err);
+    }
 }
 
 #[cfg(test)]
