@@ -162,7 +162,9 @@ impl Iterator for Ready<'_> {
             }
             let fd = self.base + self.bits.trailing_zeros() as RawFd;
             self.bits &= self.bits - 1;
-            if self.sets.iter().any(|s| s.contains(fd)) {
+            // On little-endian targets every bit of a word is a descriptor in a set; on
+            // others `word` may stand in all ones for "look at each", so look.
+            if cfg!(target_endian = "little") || self.sets.iter().any(|s| s.contains(fd)) {
                 return Some(fd);
             }
         }
