@@ -48,6 +48,18 @@ run_qemu() {
     return "$status"
 }
 
+# Runs an ELF under QEMU (arguments as run_qemu's) and fails CI unless it exits with
+# `want`; `what` names it in the message.
+expect_exit() {
+    local want=$1 what=$2 status=0
+    shift 2
+    run_qemu "$@" || status=$?
+    if [ "$status" != "$want" ]; then
+        echo "FAIL: $what exited with status $status, not $want (124: timed out)"
+        exit 1
+    fi
+}
+
 report_size() {
     if command -v arm-none-eabi-size >/dev/null; then arm-none-eabi-size "$@"; else size "$@"; fi
 }
@@ -64,32 +76,17 @@ cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-mismatch"
 report_size "$WORK/echoloop-qemu-m4"
 
 step "ports: firmware under QEMU (must exit 0)"
-status=0
-run_qemu "$WORK/echoloop-qemu-m4" defmt || status=$?
-if [ "$status" != 0 ]; then
-    echo "FAIL: the firmware exited with status $status (124: timed out)"
-    exit 1
-fi
+expect_exit 0 "the firmware" "$WORK/echoloop-qemu-m4" defmt
 echo "firmware passed under QEMU"
 
 step "ports: a wrong byte must fail the run (must exit 1)"
-status=0
-run_qemu "$WORK/echoloop-qemu-m4-mismatch" defmt || status=$?
-if [ "$status" != 1 ]; then
-    echo "FAIL: the firmware that expects a wrong byte exited with $status, not 1"
-    exit 1
-fi
+expect_exit 1 "the firmware that expects a wrong byte" "$WORK/echoloop-qemu-m4-mismatch" defmt
 echo "a mismatch fails the run, as it must"
 
 step "ports: panic-never link check of the core"
 cargo build --locked --release -p echoloop-panic-check
 report_size "$OUT/echoloop-panic-check"
-status=0
-run_qemu "$OUT/echoloop-panic-check" || status=$?
-if [ "$status" != 0 ]; then
-    echo "FAIL: the panic check ran and exited with status $status"
-    exit 1
-fi
+expect_exit 0 "the panic check" "$OUT/echoloop-panic-check"
 echo "the core links with panic-never and runs"
 
 step "ports: the panic check is alive (a known panicking branch must not link)"
