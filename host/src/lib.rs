@@ -14,11 +14,13 @@ mod batch;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod fd_set;
 pub mod net;
 pub mod server;
 #[allow(unsafe_code)]
 pub mod sys;
 mod trace;
 
+pub use fd_set::FdSet;
 pub use net::{Net, Sets, Sys};
 pub use server::{Options, Server};

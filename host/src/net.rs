@@ -15,7 +15,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::sys::{self, FdSet};
+use crate::fd_set::FdSet;
+use crate::sys;
 
 /// The three sets handed to `select`, rebuilt each round by the driver; `select`
 /// overwrites them with the ready descriptors.

@@ -6,25 +6,25 @@
 //! is proportional to the open connections (the core lists them), never to the capacity.
 //!
 //! Every call the loop makes to the operating system goes through [`Net`], so the same
-//! loop runs on real sockets ([`Sys`]) or on a simulated network (`host/tests/sim.rs`).
+//! loop runs on real sockets ([`Sys`]) or on a simulated network (`host/tests/sim/main.rs`).
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant as StdInstant};
 
 use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant};
 use log::{debug, info, warn};
 
 use crate::batch::Batching;
+use crate::fd_set;
 use crate::net::{Net, Sets, Sys};
 use crate::sys;
 use crate::trace::Trace;
 
-/// The compiled connection capacity. `select` watches descriptors below 1024 only, and the
-/// process holds a few of its own (stdio, listeners, the self-pipe, the reserve fd), so
-/// 1000 is about all that one `select` loop can serve; it also fits the usual default
-/// `RLIMIT_NOFILE` of 1024.
+/// The compiled connection capacity: with the process's own descriptors (stdio,
+/// listeners, the self-pipe, the reserve fd) it fits the usual default `RLIMIT_NOFILE` of
+/// 1024. `select` itself is not the limit (host rule 1).
 pub const MAX_CONNS: usize = 1000;
 
 /// The compiled per-connection queue: the most bytes held for a peer that does not read.
@@ -33,6 +33,10 @@ pub const QUEUE: usize = 16 * 1024;
 
 /// The core this driver runs.
 pub type Core = echoloop_core::Server<MAX_CONNS, QUEUE>;
+
+/// Entries of the descriptor → connection table to start with: every descriptor of the
+/// usual 1024-descriptor process, so that only a server past it ever grows the table.
+const BY_FD_INITIAL: usize = 1024;
 
 /// Accepts per listener per round: new connections cannot starve open ones.
 const ACCEPTS_PER_ROUND: usize = 64;
@@ -100,8 +104,9 @@ pub struct Server<N: Net = Sys> {
     pub(crate) conns: Vec<Option<Conn<N::Socket>>>,
     /// Connections watched this round, in the core's order: kept for `--trace` only.
     pub(crate) watched: Vec<ConnId>,
-    /// The connection on each descriptor below `FD_SETSIZE`, so that a round serves what
-    /// `select` reported ready without visiting every connection watched.
+    /// The connection on each descriptor, so that a round serves what `select` reported
+    /// ready without visiting every connection watched. Grown to the highest descriptor
+    /// accepted, never shrunk.
     by_fd: Vec<Option<ConnId>>,
     /// Shut down by the server and still being read (and discarded) until the peer's EOF,
     /// so that closing with unread input does not reset the connection and destroy the
@@ -131,12 +136,10 @@ impl Server<Sys> {
         for &addr in &options.listen {
             let what = format!("cannot listen on {addr}");
             let fd = sys::listen(addr).map_err(|e| sys::context(&what, e))?;
-            watchable(&fd, &what)?;
             let addr = sys::local_addr(fd.as_fd())?;
             listeners.push((fd, addr));
         }
         let signals = sys::signal_pipe()?;
-        watchable(&signals, "cannot watch for signals")?;
         Server::new(Sys, options, listeners, signals)
     }
 }
@@ -165,7 +168,7 @@ impl<N: Net> Server<N> {
                 .collect(),
             conns: (0..MAX_CONNS).map(|_| None).collect(),
             watched: Vec::with_capacity(MAX_CONNS),
-            by_fd: vec![None; sys::FD_SETSIZE as usize],
+            by_fd: vec![None; BY_FD_INITIAL],
             lingering: Vec::with_capacity(MAX_CONNS),
             sets: Sets::default(),
             look: Sets::default(),
@@ -406,26 +409,22 @@ impl<N: Net> Server<N> {
         }
     }
 
-    /// Gives an accepted socket a slot, or closes it: when the core refuses, or when its
-    /// descriptor is one `select` cannot watch (host rule 1).
+    /// Gives an accepted socket a slot, or closes it when the core refuses. Any
+    /// descriptor number is served (host rule 1).
     fn admit(&mut self, now: Instant, fd: N::Socket, peer: SocketAddr) {
         let raw = fd.as_raw_fd();
-        if raw >= sys::FD_SETSIZE {
-            self.net.close(fd);
-            self.core.on_refused();
-            warn!(
-                "refusing {peer}: fd {raw} is beyond what select can watch (FD_SETSIZE {})",
-                sys::FD_SETSIZE
-            );
-            return;
-        }
         match self.core.on_accepted(now) {
             Ok(id) => {
                 info!("connection from {peer}");
                 if let Some(trace) = &mut self.trace {
                     trace.event(peer, format_args!("accepted as {id} (fd {raw})"));
                 }
-                if let Some(entry) = self.by_fd.get_mut(raw as usize) {
+                let index = usize::try_from(raw).unwrap_or(0);
+                if index >= self.by_fd.len() {
+                    // Doubling: a new highest descriptor allocates only now and then.
+                    self.by_fd.resize((index + 1).next_power_of_two(), None);
+                }
+                if let Some(entry) = self.by_fd.get_mut(index) {
                     *entry = Some(id);
                 }
                 if let Some(slot) = self.conns.get_mut(id.index()) {
@@ -476,7 +475,7 @@ impl<N: Net> Server<N> {
     /// the sets a word at a time, so a round costs what is ready, not what is watched.
     fn serve_ready(&mut self, now: Instant) {
         let sets = &self.sets;
-        for raw in sys::ready(&sets.read, &sets.write, &sets.except) {
+        for raw in fd_set::ready(&sets.read, &sets.write, &sets.except) {
             // The listeners, the signal pipe and lingering sockets have no entry.
             let Some(&Some(id)) = self.by_fd.get(raw as usize) else {
                 continue;
@@ -615,18 +614,6 @@ fn boxed_core(config: echoloop_core::Config) -> io::Result<Box<Core>> {
         .map_err(|_| io::Error::other("building the connection table failed"))
 }
 
-/// An error unless `select` can watch `fd` (host rule 1, for the server's own sockets).
-fn watchable(fd: &OwnedFd, what: &str) -> io::Result<()> {
-    let raw = fd.as_raw_fd();
-    if raw < sys::FD_SETSIZE {
-        return Ok(());
-    }
-    let limit = sys::FD_SETSIZE;
-    Err(io::Error::other(format!(
-        "{what}: fd {raw} is beyond what select can watch ({limit})"
-    )))
-}
-
 /// One connection's turn in a round: what `select` reported ready is served here.
 struct Turn<'a, N: Net> {
     core: &'a mut Core,
@@ -715,6 +702,8 @@ impl<N: Net> Turn<'_, N> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::OwnedFd;
+
     use super::*;
 
     #[test]

@@ -7,17 +7,15 @@
 //! Everything above this module is safe Rust.
 
 use std::io;
-use std::mem::{size_of, MaybeUninit};
+use std::mem::size_of;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use libc::{c_int, c_void, socklen_t};
 
-/// The first file descriptor `select(2)` cannot watch: `FD_SET` of it or anything above
-/// writes past the end of the `fd_set` (host rule 1).
-pub const FD_SETSIZE: RawFd = libc::FD_SETSIZE as RawFd;
+use crate::fd_set::FdSet;
 
 /// The listen backlog, as Redis: the kernel caps it at `somaxconn` anyway.
 pub const BACKLOG: c_int = 511;
@@ -46,147 +44,17 @@ fn owned(fd: c_int) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// A set of file descriptors for `select`: `fd_set` plus bounds checking.
-#[derive(Clone)]
-pub struct FdSet {
-    raw: libc::fd_set,
-    max: RawFd,
-}
-
-impl FdSet {
-    /// An empty set.
-    pub fn new() -> Self {
-        let mut raw = MaybeUninit::<libc::fd_set>::uninit();
-        // SAFETY: FD_ZERO initialises every bit of the set it is given, so `assume_init`
-        // reads only initialised memory.
-        let raw = unsafe {
-            libc::FD_ZERO(raw.as_mut_ptr());
-            raw.assume_init()
-        };
-        FdSet { raw, max: -1 }
-    }
-
-    /// Empties the set.
-    pub fn clear(&mut self) {
-        // SAFETY: `self.raw` is a valid, exclusively borrowed `fd_set`.
-        unsafe { libc::FD_ZERO(&mut self.raw) };
-        self.max = -1;
-    }
-
-    /// Adds `fd`; false (and the set unchanged) if `select` cannot watch it.
-    pub fn insert(&mut self, fd: RawFd) -> bool {
-        if !(0..FD_SETSIZE).contains(&fd) {
-            return false;
-        }
-        // SAFETY: `0 <= fd < FD_SETSIZE`, so the bit is inside `self.raw`.
-        unsafe { libc::FD_SET(fd, &mut self.raw) };
-        self.max = self.max.max(fd);
-        true
-    }
-
-    /// Whether `fd` is in the set.
-    pub fn contains(&self, fd: RawFd) -> bool {
-        // SAFETY: `0 <= fd < FD_SETSIZE`, so the bit is inside `self.raw`.
-        (0..FD_SETSIZE).contains(&fd) && unsafe { libc::FD_ISSET(fd, &self.raw) }
-    }
-
-    /// The highest descriptor inserted since the last clear, -1 if none.
-    pub fn max(&self) -> RawFd {
-        self.max
-    }
-}
-
-/// The `fd_set` as bytes. Every platform we build for keeps descriptor `fd` in the
-/// `fd / 8`-th byte of the set or, at the least, in its `fd / 64`-th group of 8 bytes.
-const FD_SET_BYTES: usize = size_of::<libc::fd_set>();
-const _: () = assert!(FD_SET_BYTES.is_multiple_of(8) && FD_SET_BYTES * 8 >= FD_SETSIZE as usize);
-
-impl FdSet {
-    /// Descriptors 64k to 64k + 63 as bits (bit `fd % 64` on little-endian targets; on
-    /// others, non-zero exactly when one of them is in the set).
-    fn word(&self, k: usize) -> u64 {
-        // SAFETY: `fd_set` is a plain array of integers with no padding, so each of its
-        // FD_SET_BYTES bytes is initialised and any value is a valid `u8`.
-        let bytes: &[u8; FD_SET_BYTES] =
-            unsafe { &*(&self.raw as *const libc::fd_set).cast::<[u8; FD_SET_BYTES]>() };
-        let mut chunk = [0u8; 8];
-        if let Some(src) = bytes.get(8 * k..8 * k + 8) {
-            chunk.copy_from_slice(src);
-        }
-        let word = u64::from_le_bytes(chunk);
-        if cfg!(target_endian = "little") || word == 0 {
-            word
-        } else {
-            u64::MAX // look at each of the 64: `contains` decides
-        }
-    }
-}
-
-/// The descriptors in any of the three sets, in increasing order. After `select` these are
-/// the ready ones: one step per 64 descriptors up to the highest watched, plus one per
-/// ready descriptor, however many others are watched.
-pub fn ready<'a>(read: &'a FdSet, write: &'a FdSet, except: &'a FdSet) -> Ready<'a> {
-    let max = read.max.max(write.max).max(except.max);
-    Ready {
-        sets: [read, write, except],
-        words: ((max + 1).max(0) as usize).div_ceil(64),
-        next: 0,
-        bits: 0,
-        base: 0,
-    }
-}
-
-/// Iterator of [`ready`].
-pub struct Ready<'a> {
-    sets: [&'a FdSet; 3],
-    words: usize,
-    next: usize,
-    bits: u64,
-    base: RawFd,
-}
-
-impl Iterator for Ready<'_> {
-    type Item = RawFd;
-
-    fn next(&mut self) -> Option<RawFd> {
-        loop {
-            while self.bits == 0 {
-                if self.next >= self.words {
-                    return None;
-                }
-                let [r, w, e] = self.sets;
-                let k = self.next;
-                self.bits = r.word(k) | w.word(k) | e.word(k);
-                self.base = 64 * k as RawFd;
-                self.next += 1;
-            }
-            let fd = self.base + self.bits.trailing_zeros() as RawFd;
-            self.bits &= self.bits - 1;
-            // On little-endian targets every bit of a word is a descriptor in a set; on
-            // others `word` may stand in all ones for "look at each", so look.
-            if cfg!(target_endian = "little") || self.sets.iter().any(|s| s.contains(fd)) {
-                return Some(fd);
-            }
-        }
-    }
-}
-
-impl Default for FdSet {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// `select(2)` on the three sets, which it overwrites with the ready descriptors.
 /// `None` waits for ever. `EINTR` is returned as `ErrorKind::Interrupted`: the caller
-/// must rebuild the sets and go round again (host rule 3).
+/// must rebuild the sets and go round again (host rule 3). The sets may hold descriptors
+/// of any number (host rule 1): each is grown to `nfds` bits before the call.
 pub fn select(
     read: &mut FdSet,
     write: &mut FdSet,
     except: &mut FdSet,
     timeout: Option<Duration>,
 ) -> io::Result<usize> {
-    let nfds = read.max.max(write.max).max(except.max) + 1;
+    let nfds = read.max().max(write.max()).max(except.max()) + 1;
     let mut tv = timeout.map(|d| libc::timeval {
         tv_sec: d.as_secs().min(MAX_TIMEOUT_SECS) as libc::time_t,
         tv_usec: d.subsec_micros() as libc::suseconds_t,
@@ -194,11 +62,38 @@ pub fn select(
     let tvp = tv
         .as_mut()
         .map_or(std::ptr::null_mut(), |t| t as *mut libc::timeval);
-    // SAFETY: the three sets are valid, exclusively borrowed `fd_set`s holding only
-    // descriptors below FD_SETSIZE; `nfds` is one past the highest; `tvp` is null or
-    // points to a live `timeval`.
-    let n = unsafe { libc::select(nfds, &mut read.raw, &mut write.raw, &mut except.raw, tvp) };
+    let (r, w, e) = (read.as_raw(nfds), write.as_raw(nfds), except.as_raw(nfds));
+    // SAFETY: each set pointer is null (nfds 0) or points to an exclusively borrowed
+    // bitmap of `fd_mask` words at least `nfds` bits long, which is all the kernel reads
+    // or writes; `tvp` is null or points to a live `timeval`.
+    let n = unsafe { unlimited::select(nfds, r, w, e, tvp) };
     cvt(n).map(|n| n as usize)
+}
+
+/// The `select` that takes bitmaps beyond `FD_SETSIZE`.
+#[cfg(not(target_vendor = "apple"))]
+mod unlimited {
+    /// Linux and FreeBSD read as many bits as `nfds` says (up to the descriptor table).
+    pub(super) use libc::select;
+}
+
+/// The `select` that takes bitmaps beyond `FD_SETSIZE`.
+#[cfg(target_vendor = "apple")]
+mod unlimited {
+    use libc::{c_int, fd_set, timeval};
+
+    extern "C" {
+        /// Darwin's `select` fails with `EINVAL` when `nfds` exceeds `FD_SETSIZE`; this
+        /// variant, what C programs built with `_DARWIN_UNLIMITED_SELECT` call, does not.
+        #[link_name = "select$DARWIN_EXTSN"]
+        pub(super) fn select(
+            nfds: c_int,
+            readfds: *mut fd_set,
+            writefds: *mut fd_set,
+            errorfds: *mut fd_set,
+            timeout: *mut timeval,
+        ) -> c_int;
+    }
 }
 
 /// A `sockaddr_storage` with its used length.
@@ -574,41 +469,9 @@ pub fn drain(fd: BorrowedFd<'_>, scratch: &mut [u8]) -> io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::RawFd;
+
     use super::*;
-    #[test]
-    fn fd_set_refuses_what_select_cannot_watch() {
-        let mut set = FdSet::new();
-        assert!(set.insert(0));
-        assert!(set.insert(FD_SETSIZE - 1));
-        assert!(!set.insert(FD_SETSIZE));
-        assert!(!set.insert(-1));
-        assert!(set.contains(FD_SETSIZE - 1));
-        assert!(!set.contains(FD_SETSIZE));
-        assert_eq!(set.max(), FD_SETSIZE - 1);
-        set.clear();
-        assert!(!set.contains(0));
-        assert_eq!(set.max(), -1);
-    }
-
-    #[test]
-    fn ready_lists_the_union_of_the_sets_in_order() {
-        let (mut r, mut w, mut e) = (FdSet::new(), FdSet::new(), FdSet::new());
-        assert_eq!(ready(&r, &w, &e).count(), 0);
-        for fd in [0, 63, 500, 1023] {
-            r.insert(fd);
-        }
-        for fd in [64, 500, 900] {
-            w.insert(fd);
-        }
-        e.insert(65);
-        let got: Vec<RawFd> = ready(&r, &w, &e).collect();
-        assert_eq!(got, [0, 63, 64, 65, 500, 900, 1023]);
-        r.clear();
-        w.clear();
-        let got: Vec<RawFd> = ready(&r, &w, &e).collect();
-        assert_eq!(got, [65]);
-    }
-
     #[test]
     fn addresses_round_trip() {
         for text in ["127.0.0.1:8090", "[::1]:443", "[fe80::1%2]:7"] {
@@ -625,7 +488,6 @@ mod tests {
         let fd = listen("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = local_addr(fd.as_fd()).unwrap();
         assert_ne!(addr.port(), 0);
-        assert!(fd.as_raw_fd() < FD_SETSIZE);
     }
 
     #[test]
@@ -642,5 +504,52 @@ mod tests {
         assert_eq!(n, 1);
         assert!(rd.contains(r.as_raw_fd()));
         assert_eq!(drain(r.as_fd(), &mut [0; 8]).unwrap(), 1);
+    }
+
+    /// Raises this process's soft descriptor limit toward `want`; returns the new limit.
+    fn raise_nofile(want: u64) -> u64 {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one `rlimit`, which `lim` is.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        lim.rlim_cur = lim.rlim_cur.max(want.min(lim.rlim_max));
+        // SAFETY: setrlimit reads one `rlimit`, which `lim` is.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        lim.rlim_cur as u64
+    }
+
+    #[test]
+    fn select_watches_descriptors_beyond_fd_setsize() {
+        let limit = raise_nofile(8192);
+        assert!(
+            limit > 1100,
+            "the hard descriptor limit ({limit}) is too low for this test"
+        );
+        let (r, w) = pipe().unwrap();
+        let mut high = Vec::new();
+        for at in [1024, limit as c_int - 50] {
+            // SAFETY: F_DUPFD_CLOEXEC on an open descriptor returns a new one (or -1).
+            let fd = cvt(unsafe { libc::fcntl(r.as_raw_fd(), libc::F_DUPFD_CLOEXEC, at) });
+            // SAFETY: the descriptor was just created and is owned by nobody else.
+            high.push(unsafe { OwnedFd::from_raw_fd(fd.unwrap()) });
+        }
+        let (mut rd, mut wr, mut ex) = (FdSet::new(), FdSet::new(), FdSet::new());
+        for fd in &high {
+            assert!(fd.as_raw_fd() >= 1024);
+            rd.insert(fd.as_raw_fd());
+        }
+        let n = select(&mut rd, &mut wr, &mut ex, Some(Duration::from_millis(1))).unwrap();
+        assert_eq!(n, 0);
+        std::io::Write::write_all(&mut std::fs::File::from(w), b"x").unwrap();
+        for fd in &high {
+            rd.insert(fd.as_raw_fd());
+        }
+        let n = select(&mut rd, &mut wr, &mut ex, None).unwrap();
+        assert_eq!(n, 2);
+        let ready: Vec<RawFd> = rd.iter().collect();
+        let want: Vec<RawFd> = high.iter().map(AsRawFd::as_raw_fd).collect();
+        assert_eq!(ready, want);
     }
 }

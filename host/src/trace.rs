@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use crate::fd_set::FdSet;
 use crate::net::Net;
 use crate::server::{Moved, Server};
-use crate::sys::FdSet;
 
 /// The trace printer: a round counter and a reused line buffer.
 #[derive(Default)]
