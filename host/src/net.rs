@@ -20,7 +20,7 @@ use crate::sys;
 
 /// The three sets handed to `select`, rebuilt each round by the driver; `select`
 /// overwrites them with the ready descriptors.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Sets {
     /// Watched for input (and, for a listener, for a pending connection).
     pub read: FdSet,
@@ -28,6 +28,23 @@ pub struct Sets {
     pub write: FdSet,
     /// Watched for urgent data (host rule 5).
     pub except: FdSet,
+}
+
+impl Clone for Sets {
+    fn clone(&self) -> Self {
+        Sets {
+            read: self.read.clone(),
+            write: self.write.clone(),
+            except: self.except.clone(),
+        }
+    }
+
+    /// Set by set, reusing their memory: the loop copies its sets before every look.
+    fn clone_from(&mut self, source: &Self) {
+        self.read.clone_from(&source.read);
+        self.write.clone_from(&source.write);
+        self.except.clone_from(&source.except);
+    }
 }
 
 /// The calls the event loop makes. Errors carry the OS errno
