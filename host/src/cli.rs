@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{bench, client, server};
+use crate::{bench, client, server, signals};
 
 /// A readiness-driven TCP echo server on select(2), and its client.
 #[derive(Debug, Parser)]
@@ -178,7 +178,9 @@ fn serve(args: ServeArgs) -> io::Result<ExitCode> {
         trace: args.trace,
         batch_wait: Duration::from_micros(args.batch_wait),
     };
-    let mut server = server::Server::bind(&options)?;
+    // Process-wide handlers: installed here, at start-up, for the server to watch.
+    let signals = signals::self_pipe()?;
+    let mut server = server::Server::bind(&options, signals)?;
     let mut stdout = io::stdout().lock();
     for addr in server.local_addrs() {
         let _ = writeln!(stdout, "listening on {addr}");

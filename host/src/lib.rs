@@ -17,6 +17,7 @@ pub mod client;
 pub mod fd_set;
 pub mod net;
 pub mod server;
+pub mod signals;
 #[allow(unsafe_code)]
 pub mod sys;
 mod trace;

@@ -10,7 +10,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant as StdInstant};
 
 use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant};
@@ -129,9 +129,10 @@ pub struct Server<N: Net = Sys> {
 }
 
 impl Server<Sys> {
-    /// Binds every address, installs the signal self-pipe and allocates everything the
-    /// server will ever use.
-    pub fn bind(options: &Options) -> io::Result<Server> {
+    /// Binds every address and allocates everything the server will ever use. `signals`
+    /// is the read end of the signal self-pipe: readable (with a byte in it) means stop
+    /// (see [`signals::self_pipe`](crate::signals::self_pipe)).
+    pub fn bind(options: &Options, signals: OwnedFd) -> io::Result<Server> {
         let mut listeners = Vec::with_capacity(options.listen.len());
         for &addr in &options.listen {
             let what = format!("cannot listen on {addr}");
@@ -139,7 +140,6 @@ impl Server<Sys> {
             let addr = sys::local_addr(fd.as_fd())?;
             listeners.push((fd, addr));
         }
-        let signals = sys::signal_pipe()?;
         Server::new(Sys, options, listeners, signals)
     }
 }
@@ -702,8 +702,6 @@ impl<N: Net> Turn<'_, N> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::OwnedFd;
-
     use super::*;
 
     #[test]
