@@ -6,6 +6,11 @@
 //! generator's own `bench::os`, for `poll`); the rest is safe Rust.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+// Each `unsafe` block does one unsafe thing and says why it is sound.
+#![deny(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block
+)]
 // No panicking call on any path the network can reach; tests may.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

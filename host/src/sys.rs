@@ -301,7 +301,7 @@ mod tests {
     }
 
     /// Raises this process's soft descriptor limit toward `want`; returns the new limit.
-    fn raise_nofile(want: u64) -> u64 {
+    fn raise_nofile(want: libc::rlim_t) -> libc::rlim_t {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -311,7 +311,7 @@ mod tests {
         lim.rlim_cur = lim.rlim_cur.max(want.min(lim.rlim_max));
         // SAFETY: setrlimit reads one `rlimit`, which `lim` is.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-        lim.rlim_cur as u64
+        lim.rlim_cur
     }
 
     #[test]
