@@ -174,10 +174,10 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `send(2)` flags: never raise SIGPIPE (host rule 4). macOS has no `MSG_NOSIGNAL`; its
-/// sockets get `SO_NOSIGPIPE` at accept instead.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+/// sockets get `SO_NOSIGPIPE` at accept instead (`socket2` sets it).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 const SEND_FLAGS: c_int = libc::MSG_NOSIGNAL;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 const SEND_FLAGS: c_int = 0;
 
 /// One `send(2)` of `buf`; may send fewer bytes (host rule 4). `EINTR` is retried.
