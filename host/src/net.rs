@@ -7,8 +7,9 @@
 //! readiness, short reads, resets, `EMFILE`, clock jumps) can run the very same driver
 //! without a single real socket: see `host/tests/sim/`.
 //!
-//! Set-up (binding listeners, installing the signal pipe) is not part of it: it happens
-//! before the loop, in [`Server::bind`](crate::Server::bind).
+//! Set-up is not part of it: it happens before the loop, in
+//! [`Server::bind`](crate::Server::bind) (binding listeners) and at the binary's start-up
+//! ([`signals::self_pipe`](crate::signals::self_pipe), installing the signal handlers).
 
 use std::io;
 use std::net::SocketAddr;
