@@ -55,7 +55,10 @@ impl Echo {
     pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'_>) -> bool {
         let polled = self.driver.poll(now, self.server, sockets);
         if polled.refused > 0 {
-            defmt::info!("echo: refused {} connection(s): all slots busy", polled.refused);
+            defmt::info!(
+                "echo: refused {} connection(s): all slots busy",
+                polled.refused
+            );
         }
         !polled.is_empty()
     }

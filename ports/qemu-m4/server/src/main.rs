@@ -78,7 +78,10 @@ fn main() -> ! {
     let _ = iface.routes_mut().add_default_ipv4_route(GATEWAY);
 
     let mut sockets = SocketSet::new(&mut SOCKET_STORAGE.take()[..]);
-    let handles = BUFFERS.take().each_mut().map(|b| add_socket(&mut sockets, b));
+    let handles = BUFFERS
+        .take()
+        .each_mut()
+        .map(|b| add_socket(&mut sockets, b));
     let mut echo = Echo::new(handles);
     echo.poll(clock.now(), &mut sockets);
     defmt::info!(
