@@ -27,7 +27,7 @@ use static_cell::ConstStaticCell;
 
 use clock::Clock;
 use echo::Echo;
-use sizes::{SOCKETS, TCP_BUFFER};
+use sizes::{SOCKETS, TCP_RX_BUFFER, TCP_TX_BUFFER};
 
 /// QEMU's default NIC address; any locally administered one would do.
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -36,12 +36,12 @@ const PREFIX: u8 = 24;
 const GATEWAY: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 
 /// A socket's receive and send buffers.
-type Buffers = [[u8; TCP_BUFFER]; 2];
+type Buffers = ([u8; TCP_RX_BUFFER], [u8; TCP_TX_BUFFER]);
 
 static SOCKET_STORAGE: ConstStaticCell<[SocketStorage<'static>; SOCKETS]> =
     ConstStaticCell::new([SocketStorage::EMPTY; SOCKETS]);
 static BUFFERS: ConstStaticCell<[Buffers; SOCKETS]> =
-    ConstStaticCell::new([[[0; TCP_BUFFER]; 2]; SOCKETS]);
+    ConstStaticCell::new([([0; TCP_RX_BUFFER], [0; TCP_TX_BUFFER]); SOCKETS]);
 static ETHERNET: ConstStaticCell<Option<Lan9118<Mmio>>> = ConstStaticCell::new(None);
 
 #[entry]
@@ -116,7 +116,7 @@ fn main() -> ! {
 
 /// A TCP socket on a pair of static buffers, added to the set.
 fn add_socket(sockets: &mut SocketSet<'static>, buffers: &'static mut Buffers) -> SocketHandle {
-    let [rx, tx] = buffers;
+    let (rx, tx) = buffers;
     sockets.add(tcp::Socket::new(
         tcp::SocketBuffer::new(&mut rx[..]),
         tcp::SocketBuffer::new(&mut tx[..]),

@@ -9,5 +9,10 @@ pub const QUEUE: usize = 2048;
 /// TCP sockets: one per connection, plus spares that finish a closing handshake while a
 /// fresh socket already listens for the slot it freed.
 pub const SOCKETS: usize = CONNS + 2;
-/// Each TCP socket's receive buffer, and its send buffer: the window a peer gets.
-pub const TCP_BUFFER: usize = 4096;
+/// Each TCP socket's receive buffer: the window a peer gets. Every slot's window together
+/// must fit the LAN9118's RX FIFO (QEMU's model: about 10 KiB, frames and their status),
+/// or a burst from the host overflows it, QEMU drops frames, and TCP waits for a
+/// retransmission.
+pub const TCP_RX_BUFFER: usize = 2048;
+/// Each TCP socket's send buffer.
+pub const TCP_TX_BUFFER: usize = 4096;
