@@ -93,7 +93,7 @@ def parse_args():
     p.add_argument("--other-echoloop", metavar="NAME=PATH", action="append", default=[],
                    help="also run this echoloop binary as server NAME (before/after a change)")
     p.add_argument("--cases", help="only the cases whose name contains one of these "
-                   "comma-separated strings, e.g. 'pingpong 500,stream'")
+                   "'|'-separated strings (names hold commas), e.g. 'pingpong 500|stream'")
     return p.parse_args()
 
 
@@ -485,7 +485,7 @@ def main():
     servers = args.servers.split(",") + [o.split("=", 1)[0] for o in args.other_echoloop]
     cases = SMOKE_CASES if args.smoke else CASES
     if args.cases:
-        cases = [c for c in cases if any(w in c[0] for w in args.cases.split(","))]
+        cases = [c for c in cases if any(w in c[0] for w in args.cases.split("|"))]
     rounds = 1 if args.smoke else args.rounds
     if args.smoke:
         args.warmup, args.duration = 0.1, 0.3

@@ -108,7 +108,7 @@ fn fit_fd_limit(want: usize) -> io::Result<()> {
 }
 
 /// Opens the idle connections, then the busy ones, one after the other (blocking), and
-/// makes them non-blocking. Only if none can be made is it an error. The first connect
+/// makes them non-blocking. Only if no busy one can be made is it an error. The first connect
 /// that takes the whole timeout ends the phase (the rest count as failures), so a server
 /// that stopped answering costs one timeout, not one per connection.
 fn connect_all(options: &Options) -> io::Result<(Vec<(TcpStream, bool)>, u64)> {
@@ -128,11 +128,18 @@ fn connect_all(options: &Options) -> io::Result<(Vec<(TcpStream, bool)>, u64)> {
         }
     }
     let failures = (wanted - streams.len()) as u64;
+    let busy = streams.iter().filter(|(_, idle)| !idle).count();
     match last_error {
-        Some(e) if streams.is_empty() => Err(io::Error::new(
-            e.kind(),
-            format!("cannot connect to {}: {e}", options.connect),
-        )),
+        Some(e) if busy == 0 => {
+            let idle = match streams.len() {
+                0 => String::new(),
+                n => format!(" ({n} idle connections made, no busy one)"),
+            };
+            Err(io::Error::new(
+                e.kind(),
+                format!("cannot connect to {}: {e}{idle}", options.connect),
+            ))
+        }
         _ => Ok((streams, failures)),
     }
 }
