@@ -412,10 +412,10 @@ def targets(results, servers, cases):
 def svg_chart(results, servers, cases):
     """Grouped bars of server CPU µs per round trip, log scale, every server and case;
     a server that did not hold a case shows "n/a" at the foot of its bar."""
-    group_w = max(90, 16 * len(servers))
-    left, top, bottom = 70, 40, 110
+    group_w = max(120, 16 * len(servers))
+    left, top, bottom = 70, 40, 120
     w = left + group_w * len(cases) + 20
-    h = 460
+    h = 470
     plot_w, plot_h = w - left - 20, h - top - bottom
     vals = [med(results[c[0]][s], "server_cpu_us_per_rt") for c in cases for s in servers]
     vals = [v for v in vals if v]
@@ -454,7 +454,7 @@ def svg_chart(results, servers, cases):
                        '<title>%s, %s: %.2f µs</title></rect>'
                        % (x, y(v), max(bar - 1, 1), top + plot_h - y(v), COLOURS.get(s, "#999"),
                           s, case[0], v))
-        words = case[0].replace(" x ", " × ").split(", ")
+        words = case[0].replace(" x ", "\n× ").replace(", ", ",\n").split("\n")
         for k, line in enumerate(words):
             out.append('<text x="%.1f" y="%d" font-size="10" text-anchor="middle">%s</text>'
                        % (gx + group * 0.425, top + plot_h + 16 + 12 * k, line))
