@@ -83,6 +83,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 50,
           value_parser = clap::value_parser!(u16).range(1..=bench::MAX_CONNS as i64))]
     pub conns: u16,
+    /// Idle connections held open beside the busy ones: each echoes one 64-byte message
+    /// first, then stays silent; the run checks they are all still open at the end.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=bench::MAX_CONNS as i64))]
+    pub idle: u16,
     /// Message size (pingpong) or write size (stream), in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=bench::MAX_SIZE as i64))]
@@ -224,6 +229,7 @@ fn run_bench(args: BenchArgs) -> io::Result<ExitCode> {
             BenchMode::Stream => bench::Mode::Stream,
         },
         conns: usize::from(args.conns),
+        idle: usize::from(args.idle),
         size: args.size as usize,
         duration: args.duration,
         warmup: args.warmup,

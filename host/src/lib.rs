@@ -3,7 +3,7 @@
 //! [`bench`](mod@bench) loads it and measures; [`cli`] is the `echoloop` binary's command line.
 //!
 //! Every `unsafe` block lives in [`sys`], the thin layer over libc (and in the load
-//! generator's own `bench::os`, for `poll`); the rest is safe Rust.
+//! generator's own `bench::os`, for its descriptor limit and CPU time); the rest is safe Rust.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 // Each `unsafe` block does one unsafe thing and says why it is sound.
