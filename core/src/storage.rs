@@ -172,7 +172,8 @@ pub(crate) const fn check(
 ///
 /// `size_of::<ConnSlot>()` per connection (32 bytes), `queue_size + 2` per buffer (its
 /// bytes and its free-stack entry), and a fixed part: the [`Server`] itself holding three
-/// slice references (`size_of::<Server<SliceStorage>>()`, 216 bytes on 64-bit targets).
+/// slice references (`size_of::<Server<SliceStorage>>()`; `cargo run -p echoloop-core
+/// --example footprint` prints it, 248 bytes on 64-bit targets).
 /// A [`StaticStorage`] server is at most this (its arrays replace the references).
 /// Saturates rather than overflow.
 ///
@@ -344,7 +345,10 @@ mod tests {
             ((1, 1, 0, 1), StorageError::NoQueue),
             (
                 (4, 2, 8, 15),
-                StorageError::BytesTooShort { needed: 16, got: 15 },
+                StorageError::BytesTooShort {
+                    needed: 16,
+                    got: 15,
+                },
             ),
             (
                 (4, 4, usize::MAX / 2, 0),
@@ -359,7 +363,11 @@ mod tests {
         }
         assert_eq!(check(MAX_CONNS, 1, 1, 1), Ok(()));
         assert_eq!(
-            StorageError::BytesTooShort { needed: 16, got: 15 }.to_string(),
+            StorageError::BytesTooShort {
+                needed: 16,
+                got: 15
+            }
+            .to_string(),
             "the buffer pool needs 16 bytes and was given 15"
         );
     }

@@ -72,7 +72,11 @@ fn accept_echo_and_half_close_in_one_close() {
     // EOF arrives before the echo left: the echo is still delivered, then the close.
     s.on_eof(at(2), id).unwrap();
     assert_eq!(s.interest(id), Ok(WRITE));
-    assert_eq!(s.poll_action(), None, "nothing to do while bytes are queued");
+    assert_eq!(
+        s.poll_action(),
+        None,
+        "nothing to do while bytes are queued"
+    );
     assert_eq!(send(&mut s, at(3), id, 4), b"hello!");
     assert_eq!(
         actions(&mut s),
@@ -111,7 +115,11 @@ fn a_buffer_is_held_only_while_bytes_wait() {
         (0, ())
     })
     .unwrap();
-    assert_eq!(s.free_buffers(), 4, "a receive of nothing gives it straight back");
+    assert_eq!(
+        s.free_buffers(),
+        4,
+        "a receive of nothing gives it straight back"
+    );
     recv(&mut s, at(0), id, b"abc");
     assert_eq!(s.free_buffers(), 3);
     send(&mut s, at(0), id, 2);
@@ -128,7 +136,11 @@ fn without_a_free_buffer_a_connection_has_no_read_interest() {
     recv(&mut s, at(0), ids[0], b"a");
     recv(&mut s, at(0), ids[1], b"b");
     assert_eq!(s.free_buffers(), 0);
-    assert_eq!(s.interest(ids[0]), Ok(BOTH), "a held buffer with room reads");
+    assert_eq!(
+        s.interest(ids[0]),
+        Ok(BOTH),
+        "a held buffer with room reads"
+    );
     assert_eq!(s.interest(ids[2]), Ok(Interest::NONE));
     let refused = s.recv_with(at(0), ids[2], |_| -> (usize, ()) { unreachable!() });
     assert_eq!(refused, Err(Error::NoBuffer));
@@ -175,7 +187,10 @@ fn table_full_refuses_and_listener_loses_interest() {
     assert_eq!(s.on_accepted(at(0)), Err(Error::Full));
     assert_eq!(s.stats().refused, 1);
     s.on_error(ids[1], ErrorKind::Reset).unwrap();
-    assert!(!s.listener_interest(), "the slot is held until its Close is polled");
+    assert!(
+        !s.listener_interest(),
+        "the slot is held until its Close is polled"
+    );
     assert_eq!(
         actions(&mut s),
         [Action::Close(ids[1], CloseReason::Error(ErrorKind::Reset))]
@@ -203,7 +218,10 @@ fn storage_that_does_not_fit_is_refused() {
     let short = SliceStorage::new(&mut slots, &mut free, &mut bytes, 9);
     assert_eq!(
         short.err(),
-        Some(StorageError::BytesTooShort { needed: 18, got: 16 })
+        Some(StorageError::BytesTooShort {
+            needed: 18,
+            got: 16
+        })
     );
 }
 
@@ -290,7 +308,11 @@ fn reads_after_eof_and_calls_on_closing_conns_are_errors() {
     );
     assert_eq!(s.on_eof(at(0), id), Err(Error::Closing));
     assert_eq!(s.on_error(id, ErrorKind::Other), Err(Error::Closing));
-    assert_eq!(s.conns().count(), 0, "closing connections are not waited on");
+    assert_eq!(
+        s.conns().count(),
+        0,
+        "closing connections are not waited on"
+    );
     assert_eq!(
         actions(&mut s),
         [Action::Close(id, CloseReason::Error(ErrorKind::Other))]
@@ -478,7 +500,10 @@ fn abort_closes_everything_at_once() {
     s.on_eof(at(0), peer_done).unwrap();
     s.shutdown(at(0), Duration::from_secs(3));
     // `drain` and `open` owe a ShutdownWrite; `peer_done` its Close.
-    assert_eq!(s.poll_action(), Some(Action::Close(peer_done, CloseReason::PeerClosed)));
+    assert_eq!(
+        s.poll_action(),
+        Some(Action::Close(peer_done, CloseReason::PeerClosed))
+    );
     assert_eq!(s.poll_action(), Some(Action::ShutdownWrite(open)));
     s.abort();
     assert_eq!(s.on_accepted(at(1)), Err(Error::ShuttingDown));
@@ -509,7 +534,11 @@ fn conns_lists_live_connections_with_their_interest() {
     let b = s.on_accepted(at(0)).unwrap();
     recv(&mut s, at(1), a, b"x");
     let listed: Vec<_> = s.conns().collect();
-    assert_eq!(listed, [(b, READ), (a, BOTH)], "least recently active first");
+    assert_eq!(
+        listed,
+        [(b, READ), (a, BOTH)],
+        "least recently active first"
+    );
     assert_eq!(s.conn_count(), 2);
     assert_eq!(s.stats().peak_conns, 2);
 }
