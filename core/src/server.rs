@@ -110,8 +110,11 @@ pub struct Server<S> {
     pool: Pool,
     /// Slots freed by a close, oldest first (reusing the oldest keeps stale ids stale).
     free: List,
-    /// Open and draining connections, least recently active first.
+    /// Open connections, least recently active first.
     live: List,
+    /// Draining connections, in the order their write side was shut down. Not subject to
+    /// the idle timeout: the shutdown deadline bounds them.
+    draining: List,
     /// Connections with an action owed to the driver, in the order it was decided.
     pending: List,
     config: Config,
@@ -159,6 +162,7 @@ impl<const CONNS: usize, const BUFFERS: usize, const QUEUE: usize>
             pool: Pool::new(BUFFERS as u16),
             free: List::EMPTY,
             live: List::EMPTY,
+            draining: List::EMPTY,
             pending: List::EMPTY,
             config,
             mode: Mode::Serving,
@@ -192,6 +196,7 @@ impl<S: Storage> Server<S> {
             pool: Pool::new(buffers),
             free: List::EMPTY,
             live: List::EMPTY,
+            draining: List::EMPTY,
             pending: List::EMPTY,
             config,
             mode: Mode::Serving,
@@ -226,7 +231,7 @@ impl<S: Storage> Server<S> {
 
     /// Connections holding a slot: open, draining, and those whose actions are owed.
     pub const fn conn_count(&self) -> usize {
-        self.live.len() + self.pending.len()
+        self.live.len() + self.draining.len() + self.pending.len()
     }
 
     /// What the server has done so far.
@@ -262,13 +267,14 @@ impl<S: Storage> Server<S> {
         }
     }
 
-    /// Every open or draining connection with its interest, least recently active first:
-    /// what a `select` driver puts in its fd sets. Closing connections are not listed.
+    /// Every open connection with its interest, least recently active first, then every
+    /// draining one: what a `select` driver puts in its fd sets. Closing connections are
+    /// not listed.
     pub fn conns(&self) -> Conns<'_> {
         let slots = self.storage.parts_ref().slots;
         Conns {
             slots,
-            inner: self.live.iter(slots),
+            inner: self.live.iter(slots).chain(self.draining.iter(slots)),
             rules: self.rules(),
         }
     }
@@ -290,7 +296,9 @@ impl<S: Storage> Server<S> {
             _ => None,
         };
         let grace = match self.mode {
-            Mode::ShuttingDown(deadline) if self.live.len() > 0 => Some(deadline),
+            Mode::ShuttingDown(deadline) if self.live.len() + self.draining.len() > 0 => {
+                Some(deadline)
+            }
             _ => None,
         };
         match (idle, grace) {
@@ -412,7 +420,7 @@ impl<S: Storage> Server<S> {
         if draining || slot.len == 0 {
             release(&mut self.pool, parts.free, slot);
         }
-        if n > 0 {
+        if n > 0 && !draining {
             self.touch(id.index, now);
         }
         Ok(result)
@@ -525,9 +533,14 @@ impl<S: Storage> Server<S> {
             }
         }
         if matches!(self.mode, Mode::ShuttingDown(d) if d <= now) {
-            while let Some(i) = self.live.front() {
-                self.start_closing(i, CloseReason::ShutdownTimeout);
-            }
+            self.close_all(CloseReason::ShutdownTimeout);
+        }
+    }
+
+    /// Closes every open connection, then every draining one.
+    fn close_all(&mut self, reason: CloseReason) {
+        while let Some(i) = self.live.front().or(self.draining.front()) {
+            self.start_closing(i, reason);
         }
     }
 
@@ -557,9 +570,7 @@ impl<S: Storage> Server<S> {
     pub fn abort(&mut self) {
         self.mode = Mode::Aborted;
         crate::macros::debug!("aborting, {} open", self.live.len());
-        while let Some(i) = self.live.front() {
-            self.start_closing(i, CloseReason::Aborted);
-        }
+        self.close_all(CloseReason::Aborted);
         let slots = self.storage.parts().slots;
         let mut next = self.pending.front();
         while let Some(i) = next {
@@ -600,7 +611,6 @@ impl<S: Storage> Server<S> {
     pub fn poll_action(&mut self) -> Option<Action> {
         loop {
             let index = self.pending.front()?;
-            let back = self.live_back_activity();
             let slots = self.storage.parts().slots;
             let Some(slot) = slots.get_mut(usize::from(index)) else {
                 debug_assert!(false, "a pending slot out of range");
@@ -611,10 +621,8 @@ impl<S: Storage> Server<S> {
             match slot.state {
                 State::Announcing => {
                     slot.state = State::Draining;
-                    // Keep the live list ordered by activity.
-                    slot.last_active = back.map_or(slot.last_active, |b| b.max(slot.last_active));
                     self.pending.remove(slots, index);
-                    self.live.push_back(slots, index);
+                    self.draining.push_back(slots, index);
                     return Some(Action::ShutdownWrite(id));
                 }
                 State::Closing(reason) => {
@@ -650,7 +658,7 @@ impl<S: Storage> Server<S> {
         self.live_back_activity().map_or(now, |b| b.max(now))
     }
 
-    /// Marks activity on a live slot: it becomes the most recently active.
+    /// Marks activity on an open slot: it becomes the most recently active.
     fn touch(&mut self, index: u16, now: Instant) {
         let now = self.monotonic(now);
         let slots = self.storage.parts().slots;
@@ -671,6 +679,7 @@ impl<S: Storage> Server<S> {
             debug_assert!(false, "slot {index} out of range");
             return;
         };
+        let open = slot.state == State::Open;
         let reason = match (slot.state, reason) {
             (State::Open, reason) | (State::Draining, reason @ CloseReason::Error(_)) => reason,
             (State::Draining, CloseReason::Aborted) => CloseReason::Aborted,
@@ -688,7 +697,11 @@ impl<S: Storage> Server<S> {
             release(&mut self.pool, parts.free, slot);
         }
         slot.state = State::Closing(reason);
-        self.live.remove(parts.slots, index);
+        if open {
+            self.live.remove(parts.slots, index);
+        } else {
+            self.draining.remove(parts.slots, index);
+        }
         self.pending.push_back(parts.slots, index);
     }
 
@@ -778,7 +791,7 @@ impl Rules {
 /// [`Server::conns`].
 pub struct Conns<'a> {
     slots: &'a [ConnSlot],
-    inner: list::Iter<'a, ConnSlot>,
+    inner: core::iter::Chain<list::Iter<'a, ConnSlot>, list::Iter<'a, ConnSlot>>,
     rules: Rules,
 }
 
@@ -816,6 +829,7 @@ impl<S> core::fmt::Debug for Server<S> {
             .field("queue_size", &self.queue_size)
             .field("free_buffers", &self.pool.available())
             .field("live", &self.live.len())
+            .field("draining", &self.draining.len())
             .field("pending", &self.pending.len())
             .field("mode", &self.mode)
             .field("stats", &self.stats)

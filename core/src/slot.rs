@@ -15,7 +15,7 @@ pub(crate) enum State {
     /// [`Action::ShutdownWrite`](crate::Action) is polled, then [`State::Draining`].
     Announcing,
     /// Write side shut down; reading and discarding until the peer's EOF or the shutdown
-    /// deadline. On the live list.
+    /// deadline. On the draining list.
     Draining,
     /// On the pending list until its [`Action::Close`](crate::Action) is polled.
     Closing(CloseReason),

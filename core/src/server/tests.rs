@@ -448,7 +448,7 @@ fn a_peer_closing_during_shutdown_closes_once() {
 }
 
 #[test]
-fn a_draining_connection_that_fails_or_idles_closes() {
+fn a_draining_connection_closes_on_failure_or_deadline_not_idleness() {
     let cfg = Config {
         idle_timeout: Some(Duration::from_millis(10)),
     };
@@ -461,14 +461,18 @@ fn a_draining_connection_that_fails_or_idles_closes() {
         [Action::ShutdownWrite(a), Action::ShutdownWrite(b)]
     );
     s.on_error(a, ErrorKind::Reset).unwrap();
-    s.handle_timeout(at(10));
+    assert_eq!(
+        s.poll_timeout(),
+        Some(at(1000)),
+        "no idle deadline while draining"
+    );
+    s.handle_timeout(at(999));
     assert_eq!(
         actions(&mut s),
-        [
-            Action::Close(a, CloseReason::Error(ErrorKind::Reset)),
-            Action::Close(b, CloseReason::Shutdown)
-        ]
+        [Action::Close(a, CloseReason::Error(ErrorKind::Reset))]
     );
+    s.handle_timeout(at(1000));
+    assert_eq!(actions(&mut s), [Action::Close(b, CloseReason::Shutdown)]);
     assert!(s.is_shut_down());
 }
 

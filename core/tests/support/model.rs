@@ -135,10 +135,6 @@ impl Conn {
             ^ ((self.received.len() + k) as u64).wrapping_mul(0x85EB_CA6B);
         (x >> 13) as u8
     }
-
-    fn live(&self) -> bool {
-        matches!(self.phase, Phase::Open | Phase::Draining)
-    }
 }
 
 /// The server under test beside the model it must agree with.
@@ -151,6 +147,8 @@ pub struct Model {
     seq: u64,
     /// Conns whose actions are owed, in the order the core decided them.
     pending: VecDeque<usize>,
+    /// Draining conns, in the order their ShutdownWrite was polled.
+    draining: Vec<usize>,
     mode: Mode,
     accepted: u64,
     refused: u64,
@@ -179,6 +177,7 @@ impl Model {
             conns: Vec::new(),
             seq: 0,
             pending: VecDeque::new(),
+            draining: Vec::new(),
             mode: Mode::Serving,
             accepted: 0,
             refused: 0,
@@ -243,6 +242,7 @@ impl Model {
         self.discarded += c.queue.len() as u64;
         c.queue.clear();
         c.phase = Phase::Closing(reason);
+        self.draining.retain(|&j| j != i);
         self.pending.push_back(i);
     }
 
@@ -253,12 +253,13 @@ impl Model {
         self.pending.push_back(i);
     }
 
-    /// Open and draining conns, least recently active first.
+    /// Open conns, least recently active first, then draining ones as they began to drain.
     fn live_in_order(&self) -> Vec<usize> {
         let mut v: Vec<usize> = (0..self.conns.len())
-            .filter(|&i| self.conns[i].live())
+            .filter(|&i| self.conns[i].phase == Phase::Open)
             .collect();
         v.sort_by_key(|&i| self.conns[i].seq);
+        v.extend(&self.draining);
         v
     }
 
@@ -364,7 +365,7 @@ impl Model {
             self.bytes_in += k as u64;
             self.peak_queue = self.peak_queue.max(c.queue.len());
         }
-        if k > 0 {
+        if k > 0 && !draining {
             self.touch(i);
         }
     }
@@ -443,7 +444,10 @@ impl Model {
         self.server.handle_timeout(self.now);
         if let Some(idle) = self.cfg.idle_timeout {
             for i in self.live_in_order() {
-                if self.conns[i].last_active.saturating_add(idle) <= self.now {
+                // Draining conns wait for their EOF or the shutdown deadline only.
+                if self.conns[i].phase == Phase::Open
+                    && self.conns[i].last_active.saturating_add(idle) <= self.now
+                {
                     self.start_closing(i, CloseReason::IdleTimeout);
                 }
             }
@@ -482,15 +486,8 @@ impl Model {
             match self.conns[i].phase {
                 Phase::Announcing => {
                     assert_eq!(self.server.poll_action(), Some(Action::ShutdownWrite(id)));
-                    let latest = self
-                        .live_in_order()
-                        .last()
-                        .map(|&j| self.conns[j].last_active);
-                    let c = &mut self.conns[i];
-                    c.phase = Phase::Draining;
-                    c.last_active = latest.map_or(c.last_active, |l| l.max(c.last_active));
-                    self.seq += 1;
-                    c.seq = self.seq;
+                    self.conns[i].phase = Phase::Draining;
+                    self.draining.push(i);
                 }
                 Phase::Closing(reason) => {
                     assert_eq!(self.server.poll_action(), Some(Action::Close(id, reason)));
@@ -580,7 +577,8 @@ impl Model {
 
     fn expected_poll_timeout(&self) -> Option<Instant> {
         let live = self.live_in_order();
-        let idle = match (live.first(), self.cfg.idle_timeout) {
+        let oldest_open = live.iter().find(|&&i| self.conns[i].phase == Phase::Open);
+        let idle = match (oldest_open, self.cfg.idle_timeout) {
             (Some(&i), Some(t)) => Some(self.conns[i].last_active.saturating_add(t)),
             _ => None,
         };
