@@ -537,10 +537,26 @@ impl<S: Storage> Server<S> {
         }
     }
 
-    /// Closes every open connection, then every draining one.
+    /// Closes every open connection, then every draining one; one whose write side is
+    /// yet to be shut down closes instead (gracefully, unless aborted: its echo is
+    /// delivered).
     fn close_all(&mut self, reason: CloseReason) {
         while let Some(i) = self.live.front().or(self.draining.front()) {
             self.start_closing(i, reason);
+        }
+        let announced = match reason {
+            CloseReason::Aborted => CloseReason::Aborted,
+            _ => CloseReason::Shutdown,
+        };
+        let slots = self.storage.parts().slots;
+        let mut next = self.pending.front();
+        while let Some(i) = next {
+            next = list::next(slots, i);
+            if let Some(slot) = slots.get_mut(usize::from(i)) {
+                if slot.state == State::Announcing {
+                    slot.state = State::Closing(announced);
+                }
+            }
         }
     }
 
@@ -571,16 +587,6 @@ impl<S: Storage> Server<S> {
         self.mode = Mode::Aborted;
         crate::macros::debug!("aborting, {} open", self.live.len());
         self.close_all(CloseReason::Aborted);
-        let slots = self.storage.parts().slots;
-        let mut next = self.pending.front();
-        while let Some(i) = next {
-            next = list::next(slots, i);
-            if let Some(slot) = slots.get_mut(usize::from(i)) {
-                if slot.state == State::Announcing {
-                    slot.state = State::Closing(CloseReason::Aborted);
-                }
-            }
-        }
     }
 
     /// True once [`shutdown`](Self::shutdown) or [`abort`](Self::abort) was called and

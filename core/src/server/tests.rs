@@ -494,6 +494,16 @@ fn shutdown_grace_period_ends_in_an_abortive_close() {
 }
 
 #[test]
+fn the_deadline_closes_a_connection_whose_shutdown_write_was_not_polled() {
+    let mut s = new(Config::new());
+    let id = s.on_accepted(at(0)).unwrap();
+    s.shutdown(at(0), Duration::from_millis(10));
+    s.handle_timeout(at(10));
+    assert_eq!(actions(&mut s), [Action::Close(id, CloseReason::Shutdown)]);
+    assert!(s.is_shut_down());
+}
+
+#[test]
 fn abort_closes_everything_at_once() {
     let mut s = new(Config::new());
     let open = s.on_accepted(at(0)).unwrap();
