@@ -594,7 +594,7 @@ fn cold_buffers_are_reported_once_as_byte_ranges() {
     assert_eq!(s.free_buffers(), 3);
     send(&mut s, at(2), ids[0], 8);
     let cold: Vec<Range<usize>> = s.reclaimable(0).collect();
-    assert_eq!(cold, [24..32], "only the buffer reused since");
+    assert_eq!(cold, vec![24..32], "only the buffer reused since");
 }
 
 #[test]

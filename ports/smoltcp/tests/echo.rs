@@ -201,7 +201,6 @@ fn a_full_table_listens_no_more_until_a_slot_frees() {
 fn idle_connections_are_aborted() {
     let config = CoreConfig {
         idle_timeout: Some(CoreDuration::from_secs(2)),
-        ..CoreConfig::new()
     };
     let mut net = Net::<Loopback, 1, 1, 64>::new(config);
     let mut client = net.connect(b"x");
