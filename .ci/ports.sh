@@ -76,11 +76,17 @@ cargo build --locked --release -p echoloop-qemu-m4
 cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4"
 cargo build --locked --release -p echoloop-qemu-m4 --features expect-a-mismatch
 cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-mismatch"
-report_size "$WORK/echoloop-qemu-m4"
+cargo build --locked --release -p echoloop-qemu-m4 --features pool
+cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-pool"
+report_size "$WORK/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-pool"
 
 step "ports: firmware under QEMU (must exit 0)"
 expect_exit 0 "the firmware" "$WORK/echoloop-qemu-m4" defmt
 echo "firmware passed under QEMU"
+
+step "ports: 8 connections on a pool of 4 buffers under QEMU (must exit 0)"
+expect_exit 0 "the pooled firmware" "$WORK/echoloop-qemu-m4-pool" defmt
+echo "the pooled firmware passed under QEMU"
 
 step "ports: a wrong byte must fail the run (must exit 1)"
 expect_exit 1 "the firmware that expects a wrong byte" "$WORK/echoloop-qemu-m4-mismatch" defmt

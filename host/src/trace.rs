@@ -130,11 +130,6 @@ impl Trace {
                 name(&mut self.line, format_args!("{}", conn.peer));
             }
         }
-        for conn in &server.lingering {
-            if set.contains(conn.fd.as_raw_fd()) {
-                name(&mut self.line, format_args!("{} (draining)", conn.peer));
-            }
-        }
     }
 
     fn emit(&mut self) {
