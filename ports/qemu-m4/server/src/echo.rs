@@ -4,31 +4,30 @@
 
 use core::mem::size_of;
 
-use echoloop_core::{Config as CoreConfig, Duration, Server};
+use echoloop_core::{Config as CoreConfig, Duration, Server, StaticStorage};
 use echoloop_smoltcp::{Config, Driver};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::time::Instant;
 use static_cell::ConstStaticCell;
 
-use crate::sizes::{CONNS, QUEUE, SOCKETS};
+use crate::sizes::{BUFFERS, CONNS, QUEUE, SOCKETS};
 
 /// The echo port (RFC 862).
 pub const PORT: u16 = 7;
 /// A connection with nothing to read nor to write for this long is closed.
 pub const IDLE_TIMEOUT_SECS: u64 = 30;
 
-type EchoServer = Server<CONNS, QUEUE>;
+type EchoServer = Server<StaticStorage<CONNS, BUFFERS, QUEUE>>;
 
 /// The core, in `.bss` where `size` counts it, taken once at start.
-static SERVER: ConstStaticCell<EchoServer> = ConstStaticCell::new(Server::new(CoreConfig {
+static SERVER: ConstStaticCell<EchoServer> = ConstStaticCell::new(Server::new_static(CoreConfig {
     idle_timeout: Some(Duration::from_secs(IDLE_TIMEOUT_SECS)),
-    max_conns: CONNS,
 }));
 
 /// The echo server on the application's sockets.
 pub struct Echo {
     server: &'static mut EchoServer,
-    driver: Driver<SOCKETS, CONNS>,
+    driver: Driver<SOCKETS>,
 }
 
 impl Echo {
@@ -36,13 +35,14 @@ impl Echo {
     /// Call once: the core's memory is a static.
     pub fn new(handles: [SocketHandle; SOCKETS]) -> Self {
         defmt::info!(
-            "echo: {} connections x {} B queue on port {}, idle timeout {} s; core {} B, driver {} B",
+            "echo: {} connections x {} B queue ({} buffers) on port {}, idle timeout {} s; core {} B, driver {} B",
             CONNS,
             QUEUE,
+            BUFFERS,
             PORT,
             IDLE_TIMEOUT_SECS,
             size_of::<EchoServer>(),
-            size_of::<Driver<SOCKETS, CONNS>>()
+            size_of::<Driver<SOCKETS>>()
         );
         Echo {
             server: SERVER.take(),

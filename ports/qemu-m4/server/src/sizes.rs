@@ -4,8 +4,10 @@
 /// Connections served at once: the core's `MAX_CONNS`. One more client is refused (its
 /// SYN finds no listening socket and gets a RST) until a slot frees.
 pub const CONNS: usize = 4;
-/// Bytes each connection's echo queue holds: the core's `QUEUE`.
+/// Bytes each connection's echo queue holds: the size of one buffer of the core's pool.
 pub const QUEUE: usize = 2048;
+/// Buffers in the core's pool: one per connection, so no connection ever waits for one.
+pub const BUFFERS: usize = CONNS;
 /// TCP sockets: one per connection, plus spares that finish a closing handshake while a
 /// fresh socket already listens for the slot it freed.
 pub const SOCKETS: usize = CONNS + 2;
