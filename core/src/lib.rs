@@ -57,6 +57,10 @@
 //! assert_eq!(server.free_buffers(), 4);
 //! ```
 //!
+//! # UDP
+//! [`udp::UdpEcho`] is the Echo Protocol's datagram half, with the same lent memory and no
+//! I/O of its own: a queue of datagrams, a loop guard and a per-source flood guard.
+//!
 //! # Features
 //! - `defmt`: every public type implements `defmt::Format`; lifecycle events are logged
 //!   with defmt.
@@ -94,6 +98,7 @@ mod slot;
 mod stats;
 mod storage;
 mod time;
+pub mod udp;
 
 pub use conn::{Action, CloseReason, ConnId, ErrorKind, Interest};
 pub use error::Error;
