@@ -20,22 +20,18 @@ pub enum Address {
 impl Address {
     /// An address no datagram may come from: unspecified, broadcast or multicast. A reply
     /// to it would go nowhere or to many hosts at once.
-    pub const fn is_bad_source(&self) -> bool {
+    pub fn is_bad_source(&self) -> bool {
         match self {
             Address::V4(o) => {
-                let unspecified = o[0] == 0 && o[1] == 0 && o[2] == 0 && o[3] == 0;
-                let broadcast = o[0] == 255 && o[1] == 255 && o[2] == 255 && o[3] == 255;
-                let multicast = o[0] >= 224 && o[0] <= 239;
-                unspecified || broadcast || multicast
+                let ip = Ipv4Addr::from(*o);
+                ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast()
             }
             Address::V6(o) => {
-                let mut zero = true;
-                let mut i = 0;
-                while i < 16 {
-                    zero &= o[i] == 0;
-                    i += 1;
+                let ip = Ipv6Addr::from(*o);
+                match ip.to_ipv4_mapped() {
+                    Some(v4) => Address::V4(v4.octets()).is_bad_source(),
+                    None => ip.is_unspecified() || ip.is_multicast(),
                 }
-                zero || o[0] == 0xff
             }
         }
     }
