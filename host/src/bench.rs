@@ -13,6 +13,7 @@ mod os;
 mod pattern;
 mod peer;
 mod report;
+mod udp;
 
 use std::io::{self, IsTerminal, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
-pub use report::Report;
+pub use report::{Report, UdpFigures};
+pub use udp::{DATAGRAM_TIMEOUT, MAX_DATAGRAM};
 
 use pattern::Pattern;
 use peer::{Fault, Peer, Shape, Tally};
@@ -65,6 +67,9 @@ pub struct Options {
     pub timeout: Duration,
     /// Print a one-line live progress display on stderr.
     pub progress: bool,
+    /// Ping-pong over UDP datagrams instead (`mode`, `idle` unused; `size` at most
+    /// [`MAX_DATAGRAM`]).
+    pub udp: bool,
 }
 
 /// Scratch for one `read`: the most a single call checks.
@@ -83,6 +88,9 @@ const SPARE_FDS: usize = 64;
 /// connection could be made, the server closed every busy one, or sent nothing back for
 /// `timeout`. Mismatches are counted in the report, not errors.
 pub fn run(options: &Options) -> io::Result<Report> {
+    if options.udp {
+        return udp::run(options);
+    }
     fit_fd_limit(options.conns + options.idle + SPARE_FDS)?;
     let pattern = Pattern::new(options.size.max(IDLE_MESSAGE));
     let (streams, connect_failures) = connect_all(options)?;
@@ -390,6 +398,7 @@ impl Load {
             mismatches: self.mismatches,
             stalled: stalled as u64,
             cpu: cpu_to.saturating_sub(cpu_from),
+            udp: None,
         }
     }
 }

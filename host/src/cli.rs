@@ -67,6 +67,9 @@ pub struct ClientArgs {
     /// Messages to send on every socket; by default the seed's four.
     #[arg(value_name = "MESSAGE")]
     pub messages: Vec<String>,
+    /// Send each message as one UDP datagram and check its echo (retried, loss reported).
+    #[arg(long)]
+    pub udp: bool,
 }
 
 /// `echoloop bench`.
@@ -104,6 +107,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text (and no progress display).
     #[arg(long)]
     pub json: bool,
+    /// Ping-pong over UDP: one datagram in flight per socket, each echo checked, a lost
+    /// one given up after 200 ms; loss, reordering and duplicates reported.
+    #[arg(long, conflicts_with_all = ["mode", "idle"])]
+    pub udp: bool,
 }
 
 /// `echoloop bench --mode`.
@@ -212,6 +219,7 @@ fn client(args: ClientArgs) -> io::Result<ExitCode> {
         sockets: usize::from(args.sockets),
         messages: args.messages,
         timeout: args.timeout,
+        udp: args.udp,
     };
     let mut stdout = io::stdout().lock();
     if client::run(&options, &mut stdout)? {
@@ -235,6 +243,7 @@ fn run_bench(args: BenchArgs) -> io::Result<ExitCode> {
         warmup: args.warmup,
         timeout: args.timeout,
         progress: !args.json && bench::stderr_is_terminal(),
+        udp: args.udp,
     };
     let report = bench::run(&options)?;
     let mut stdout = io::stdout().lock();

@@ -10,6 +10,8 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+pub mod udp;
+
 /// The seed's messages; each is sent followed by its index.
 pub const SEED_MESSAGES: [&str; 4] = [
     "This is the message ",
@@ -29,6 +31,8 @@ pub struct Options {
     pub messages: Vec<String>,
     /// The deadline for the whole exchange.
     pub timeout: Duration,
+    /// Send each message as a datagram instead ([`udp`]).
+    pub udp: bool,
 }
 
 /// What came back on one socket.
@@ -56,6 +60,9 @@ pub fn messages(given: &[String]) -> Vec<String> {
 /// Runs the exchange, printing it to `out` as the seed does; true when every echo equals
 /// what was sent, byte for byte. Errors: cannot connect or send, or the deadline passed.
 pub fn run(options: &Options, out: &mut impl Write) -> io::Result<bool> {
+    if options.udp {
+        return udp::run(options, out);
+    }
     let deadline = Instant::now() + options.timeout;
     let messages = messages(&options.messages);
     let expected: Vec<u8> = messages.concat().into_bytes();

@@ -51,6 +51,40 @@ pub struct Report {
     pub stalled: u64,
     /// CPU time (user + system) the load generator used in the window.
     pub cpu: Duration,
+    /// With `--udp`: the datagrams' fates (then `mismatches` counts datagrams).
+    pub udp: Option<UdpFigures>,
+}
+
+/// What became of the datagrams of `echoloop bench --udp`, in the measured window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UdpFigures {
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Datagrams whose echo did not come within `timeout` (the next one was sent).
+    pub timed_out: u64,
+    /// Timed out and never echoed: `timed_out − late`.
+    pub lost: u64,
+    /// Echoes that came after their timeout.
+    pub late: u64,
+    /// Echoes of a datagram older than one already echoed.
+    pub reordered: u64,
+    /// Echoes of a datagram already echoed.
+    pub duplicates: u64,
+    /// ICMP port-unreachable reports (`ECONNREFUSED`).
+    pub refused: u64,
+    /// The wait for one echo.
+    #[serde(skip)]
+    pub timeout: Duration,
+}
+
+impl UdpFigures {
+    /// Lost datagrams in percent of those sent.
+    pub fn loss_percent(&self) -> f64 {
+        if self.sent == 0 {
+            return 0.0;
+        }
+        100.0 * self.lost as f64 / self.sent as f64
+    }
 }
 
 fn micros(d: Duration) -> f64 {
@@ -113,6 +147,7 @@ impl Report {
             stalled: self.stalled,
             cpu_seconds: self.cpu.as_secs_f64(),
             cpu_percent: self.cpu_percent(),
+            udp: self.udp,
         };
         // Serialising plain numbers and strings cannot fail; an empty object never shows.
         serde_json::to_string(&json).unwrap_or_else(|_| "{}".into())
@@ -140,6 +175,8 @@ struct Json {
     stalled: u64,
     cpu_seconds: f64,
     cpu_percent: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    udp: Option<UdpFigures>,
 }
 
 /// Round-trip latency percentiles in microseconds.
@@ -154,9 +191,10 @@ struct Latency {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mode = match self.mode {
-            Mode::PingPong => "ping-pong",
-            Mode::Stream => "stream",
+        let mode = match (self.mode, self.udp.is_some()) {
+            (_, true) => "UDP ping-pong",
+            (Mode::PingPong, false) => "ping-pong",
+            (Mode::Stream, false) => "stream",
         };
         writeln!(
             f,
@@ -185,6 +223,20 @@ impl fmt::Display for Report {
             "  errors:     {} connect failures, {} resets, {} mismatches, {} stalled",
             self.connect_failures, self.resets, self.mismatches, self.stalled
         )?;
+        if let Some(u) = &self.udp {
+            writeln!(
+                f,
+                "  datagrams:  {} sent, {} lost ({:.2} %), {} late (after {} ms), {} reordered, {} duplicates, {} ICMP refusals",
+                u.sent,
+                u.lost,
+                u.loss_percent(),
+                u.late,
+                u.timeout.as_millis(),
+                u.reordered,
+                u.duplicates,
+                u.refused
+            )?;
+        }
         if self.idle > 0 {
             writeln!(
                 f,
@@ -227,6 +279,7 @@ mod tests {
             mismatches: 0,
             stalled: 4,
             cpu: Duration::from_millis(500),
+            udp: None,
         };
         let json = r.to_json();
         assert!(!json.contains('\n'), "{json}");
