@@ -134,9 +134,9 @@ impl Model {
             }
             Op::RecvTruncated { pick } => {
                 let from = source(pick, &self.sizes);
-                let v = self
-                    .real
-                    .recv_with(Instant::from_millis(self.now), |_| RecvResult::Truncated { from });
+                let v = self.real.recv_with(Instant::from_millis(self.now), |_| {
+                    RecvResult::Truncated { from }
+                });
                 self.received += 1;
                 self.expect_drop(v, DropReason::Truncated);
             }
@@ -224,7 +224,11 @@ impl Model {
             return;
         };
         assert_eq!(got, Some(result));
-        assert_eq!(lent.as_ref(), Some(&front), "the oldest echo, byte for byte");
+        assert_eq!(
+            lent.as_ref(),
+            Some(&front),
+            "the oldest echo, byte for byte"
+        );
         match result {
             SendResult::Sent => {
                 self.echoed += 1;
