@@ -20,6 +20,9 @@
 //! }
 //! ```
 //!
+//! [`UdpDriver`] serves UDP echo (RFC 862's datagram half) on one smoltcp UDP socket
+//! through the core's [`UdpEcho`](echoloop_core::udp::UdpEcho), guards included.
+//!
 //! [`StaticLoopback`] is a heap-free loopback device, for tests and for firmware that
 //! talks to itself (smoltcp's own `Loopback` needs `alloc`).
 //!
@@ -51,6 +54,8 @@
 mod driver;
 mod loopback;
 pub mod time;
+mod udp;
 
 pub use driver::{Config, Driver, Polled};
 pub use loopback::StaticLoopback;
+pub use udp::{UdpDriver, UdpPolled};
