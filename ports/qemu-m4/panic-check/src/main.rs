@@ -36,7 +36,9 @@ fn main() -> ! {
         & black_box(draining_and_abort())
         & black_box(time_and_vocabulary())
         & black_box(pump())
-        & black_box(formatting());
+        & black_box(formatting())
+        & black_box(udp_echo())
+        & black_box(udp_slice_storage());
     debug::exit(if ok {
         debug::EXIT_SUCCESS
     } else {
@@ -128,6 +130,73 @@ fn server_lifecycle() -> bool {
     ok &= server.is_shut_down() && stats.closed.total() == stats.accepted;
     ok &= core::mem::size_of::<Echo>() <= footprint(CONNS, 2, QUEUE);
     ok && black_box(actions) > 0
+}
+
+/// Every entry point of the UDP echo: datagrams of hidden lengths (too long, lying), the
+/// guards, a full queue, every send result, stats.
+fn udp_echo() -> bool {
+    use echoloop_core::udp::{
+        Budget, Endpoint, RecvResult, SendResult, SourceKey, UdpConfig, UdpEcho,
+        UdpStaticStorage, Verdict,
+    };
+    let config = UdpConfig {
+        datagrams: Budget {
+            per_sec: black_box(10),
+            burst: black_box(3),
+        },
+        source_key: black_box(SourceKey::Address),
+        hash_key: black_box(7),
+        ..UdpConfig::new()
+    };
+    let mut echo: UdpEcho<UdpStaticStorage<3, 32, 4>> = UdpEcho::new_static(config);
+    let mut ok = echo.capacity() == 2 && echo.slot_size() == 32;
+    for i in 0..black_box(6u16) {
+        let from = Endpoint::v4([10, 0, 0, black_box(i as u8)], black_box(4000 + i));
+        let len = black_box(usize::from(i) * 9);
+        let v = echo.recv_with(now(u64::from(i)), |buf| {
+            if let Some(b) = buf.get_mut(..len.min(buf.len())) {
+                b.fill(black_box(i as u8));
+            }
+            RecvResult::Datagram { from, len }
+        });
+        ok &= v != Verdict::Nothing;
+    }
+    let guarded = Endpoint::v6([0; 16], black_box(19));
+    ok &= matches!(
+        echo.recv_with(now(7), |_| RecvResult::Truncated { from: guarded }),
+        Verdict::Dropped(_)
+    );
+    ok &= echo.recv_with(now(8), |_| RecvResult::Nothing) == Verdict::Nothing;
+    for result in [SendResult::WouldBlock, SendResult::Failed, SendResult::Sent] {
+        let _ = echo.send_with(|bytes, to| {
+            black_box((bytes.len(), to.port));
+            black_box(result)
+        });
+    }
+    let s = echo.stats();
+    ok &= s.received == s.echoed + s.dropped.total() + echo.queued() as u64;
+    ok && echo.write_interest() == (echo.queued() > 0) && echo.config().hash_key == 7
+}
+
+/// A UDP echo in borrowed slices of hidden sizes: refused or made, never a panic.
+fn udp_slice_storage() -> bool {
+    use echoloop_core::udp::{DatagramSlot, SourceSlot, UdpConfig, UdpEcho, UdpSliceStorage};
+    let mut slots = [DatagramSlot::EMPTY; 4];
+    let mut bytes = [0u8; 64];
+    let mut sources = [SourceSlot::EMPTY; 5];
+    let size = black_box(16);
+    let n = black_box(4);
+    let Some(slots) = slots.get_mut(..n) else {
+        return false;
+    };
+    let _ = UdpSliceStorage::new(&mut [], &mut [], black_box(0), &mut []);
+    let Ok(storage) = UdpSliceStorage::new(slots, &mut bytes, size, &mut sources) else {
+        return false;
+    };
+    let Ok(mut echo) = UdpEcho::new(UdpConfig::new(), storage) else {
+        return false;
+    };
+    echo.capacity() == 3
 }
 
 /// A server in borrowed slices of hidden sizes: refused or made, never a panic.
