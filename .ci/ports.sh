@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The ports' CI: the echo server on a Cortex-M4 under QEMU, and the link-time proof that
-# the core has no panicking branch. Installs what it needs (idempotent); fails on any
-# failure. The smoltcp driver's host tests run in `cargo test --workspace` (.ci/run).
+# The ports' CI: the echo server on a Cortex-M4 under QEMU, over loopback and served to the
+# host through the emulated LAN9118, and the link-time proof that the core has no
+# panicking branch. Installs what it needs (idempotent); fails on any failure. The smoltcp
+# and LAN9118 drivers' host tests run in `cargo test --workspace` (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -24,6 +25,8 @@ fi
 qemu-system-arm --version | head -n 1
 rustup target add "$TARGET"
 rustup component add rustfmt clippy
+# The firmware's log is binary defmt frames; the host-to-firmware tests read it decoded.
+command -v defmt-print >/dev/null || cargo install defmt-print --locked --version 1.2.0
 
 cd ports/qemu-m4
 OUT=target/$TARGET/release
@@ -73,15 +76,28 @@ cargo build --locked --release -p echoloop-qemu-m4
 cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4"
 cargo build --locked --release -p echoloop-qemu-m4 --features expect-a-mismatch
 cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-mismatch"
-report_size "$WORK/echoloop-qemu-m4"
+cargo build --locked --release -p echoloop-qemu-m4 --features pool
+cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-pool"
+report_size "$WORK/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-pool"
 
 step "ports: firmware under QEMU (must exit 0)"
 expect_exit 0 "the firmware" "$WORK/echoloop-qemu-m4" defmt
 echo "firmware passed under QEMU"
 
+step "ports: 8 connections on a pool of 4 buffers under QEMU (must exit 0)"
+expect_exit 0 "the pooled firmware" "$WORK/echoloop-qemu-m4-pool" defmt
+echo "the pooled firmware passed under QEMU"
+
 step "ports: a wrong byte must fail the run (must exit 1)"
 expect_exit 1 "the firmware that expects a wrong byte" "$WORK/echoloop-qemu-m4-mismatch" defmt
 echo "a mismatch fails the run, as it must"
+
+step "ports: the echo server firmware on the LAN9118, served to the host"
+cargo build --locked --release -p echoloop-qemu-m4-server
+report_size "$OUT/echoloop-qemu-m4-server"
+# From the repo root: ports/qemu-m4/serve boots it; echoloop client, bench and raw sockets
+# check every byte. One QEMU at a time.
+(cd ../.. && cargo test --locked -p echoloop-tests --test firmware -- --ignored --test-threads=1)
 
 step "ports: panic-never link check of the core"
 cargo build --locked --release -p echoloop-panic-check

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The comparison benchmark, in one command: builds echoloop and the tokio baseline in
-# release mode, then runs the same cases against echoloop serve, tokio-echo and the seed's
-# Python server (bench/compare.py), writing bench/results/results.{md,json} and
+# The comparison benchmark, in one command: builds echoloop, the tokio peer (release) and
+# the two C peers (gcc -O2), then runs the same cases against echoloop serve and every
+# peer (bench/compare.py), writing bench/results/results.{md,json} and
 # bench/results/cpu_per_round_trip.svg.
 #
-#   bash bench/run.sh              # the full run: 6 cases x 4 servers x 5 rounds (~12 min)
-#   bash bench/run.sh --smoke      # a few seconds, results in a temporary directory (CI)
+#   bash bench/run.sh              # the full run: 10 cases x 7 servers x 5 rounds
+#   bash bench/run.sh --smoke      # every case, small: well under 2 minutes (CI)
 #   bash bench/run.sh --rounds 5 --duration 5   # other compare.py flags pass through
 #
-# Needs: cargo, python3 (standard library only); taskset to pin server and load generator
-# to different CPUs, perf for syscall counts (else they read "n/a").
+# Needs: cargo, gcc, python3 (standard library only); taskset to pin server and load
+# generator to different CPUs, perf for syscall counts (else they read "n/a").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -25,9 +25,17 @@ done
 cargo build --release -q -p echoloop
 # Its own workspace and lock file; built into the main target directory.
 cargo build --release -q --manifest-path bench/tokio-echo/Cargo.toml --target-dir target
+mkdir -p target/bench-peers
+for peer in epoll_echo select_echo; do
+    gcc -O2 -Wall -Wextra -Werror -o "target/bench-peers/$peer" "bench/$peer.c"
+done
 
+# The 10,000-connection cases need a soft descriptor limit above 10,000 for the servers
+# (compare.py raises it as far as the hard limit allows; echoloop bench raises its own).
 python3 bench/compare.py \
     --echoloop target/release/echoloop \
     --tokio target/release/tokio-echo \
+    --epoll target/bench-peers/epoll_echo \
+    --c-select target/bench-peers/select_echo \
     --python-server bench/seed_server.py \
     --out "$out" "$@"

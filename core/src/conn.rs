@@ -16,7 +16,7 @@ pub struct ConnId {
 }
 
 impl ConnId {
-    /// The slot index, `< MAX_CONNS`: dense, so a driver can keep its own per-connection
+    /// The slot index, below [`Server::capacity`](crate::Server::capacity): dense, so a driver can keep its own per-connection
     /// table (file descriptor, socket handle) in an array indexed by it.
     pub const fn index(self) -> usize {
         self.index as usize
@@ -38,7 +38,8 @@ impl fmt::Display for ConnId {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Interest {
-    /// Wait for readability: the queue has room and the peer has not sent EOF.
+    /// Wait for readability: the queue has room (a buffer held with room, or a free one in
+    /// the pool) and the peer has not sent EOF; or the connection is draining.
     pub read: bool,
     /// Wait for writability: bytes are queued.
     pub write: bool,
@@ -91,11 +92,13 @@ pub enum CloseReason {
     Shutdown,
     /// The server shut down and the grace period ran out before the queue drained.
     ShutdownTimeout,
+    /// [`Server::abort`](crate::Server::abort): every connection closed at once.
+    Aborted,
 }
 
 impl CloseReason {
-    /// True when every received byte was delivered and the write side was shut down first:
-    /// a stack with a graceful close (smoltcp's `close()`) should use it, otherwise abort.
+    /// True when every received byte was delivered: close with a FIN (`close(2)`, smoltcp's
+    /// `close()`); otherwise abort (a RST).
     pub const fn is_graceful(self) -> bool {
         matches!(self, CloseReason::PeerClosed | CloseReason::Shutdown)
     }
@@ -109,6 +112,7 @@ impl fmt::Display for CloseReason {
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
             CloseReason::Shutdown => f.write_str("server shutdown"),
             CloseReason::ShutdownTimeout => f.write_str("server shutdown, grace period over"),
+            CloseReason::Aborted => f.write_str("server aborted"),
         }
     }
 }
@@ -117,10 +121,14 @@ impl fmt::Display for CloseReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Action {
-    /// Every queued byte was delivered and no more will come: shut down the write side
-    /// (`shutdown(SHUT_WR)`, a FIN). A [`Action::Close`] for the same id follows.
+    /// The server is shutting down and every queued byte was delivered: shut down the write
+    /// side (`shutdown(SHUT_WR)`, a FIN) and keep reading. The connection drains: what
+    /// arrives is received and discarded, and its [`Action::Close`] comes on the peer's EOF
+    /// or at the shutdown deadline, so closing never resets a peer still sending.
     ShutdownWrite(ConnId),
-    /// Close the socket and forget the id: the core has already freed its slot.
+    /// Close the socket and forget the id: the core has already freed its slot. A graceful
+    /// reason ([`CloseReason::is_graceful`]) is a close that sends a FIN; any other, an
+    /// abort.
     Close(ConnId, CloseReason),
 }
 
@@ -135,6 +143,7 @@ mod tests {
         assert!(!CloseReason::IdleTimeout.is_graceful());
         assert!(!CloseReason::ShutdownTimeout.is_graceful());
         assert!(!CloseReason::Error(ErrorKind::Reset).is_graceful());
+        assert!(!CloseReason::Aborted.is_graceful());
     }
 
     #[test]

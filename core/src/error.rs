@@ -20,8 +20,9 @@ pub enum Error {
     ReadClosed,
     /// The connection's queue is full: wait until it is written.
     QueueFull,
-    /// A length longer than the slice the core lent.
-    TooLong,
+    /// The connection holds no buffer and the pool has none free: wait for read interest,
+    /// which comes back when a buffer is freed.
+    NoBuffer,
 }
 
 impl fmt::Display for Error {
@@ -33,7 +34,7 @@ impl fmt::Display for Error {
             Error::ShuttingDown => "server is shutting down",
             Error::ReadClosed => "connection is closed for reading",
             Error::QueueFull => "connection queue is full",
-            Error::TooLong => "length is longer than the lent buffer",
+            Error::NoBuffer => "no free buffer in the pool",
         })
     }
 }

@@ -7,7 +7,7 @@
 
 use embedded_io::{ErrorKind as IoErrorKind, Read, ReadReady, Write, WriteReady};
 
-use crate::{ConnId, Error, ErrorKind, Instant, Server};
+use crate::{ConnId, Error, ErrorKind, Instant, Server, Storage};
 
 /// What one [`pump`] moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,11 +39,11 @@ impl<E> From<Error> for PumpError<E> {
 }
 
 /// Moves what can move now between `socket` and connection `id`: a send of queued bytes if
-/// the socket is write-ready, a receive if it is read-ready and the queue has room (EOF
+/// the socket is write-ready, a receive if it is read-ready and the core wants to read (EOF
 /// counts as readable), and a send of what was just received. Returns what moved.
 ///
 /// ```
-/// use echoloop_core::{io::pump, Config, Instant, Server};
+/// use echoloop_core::{io::pump, Config, Instant, Server, StaticStorage};
 /// # use core::convert::Infallible;
 /// # struct Loop(Vec<u8>, Vec<u8>);
 /// # impl embedded_io::ErrorType for Loop { type Error = Infallible; }
@@ -56,7 +56,7 @@ impl<E> From<Error> for PumpError<E> {
 /// #     fn flush(&mut self) -> Result<(), Infallible> { Ok(()) } }
 /// # impl embedded_io::ReadReady for Loop { fn read_ready(&mut self) -> Result<bool, Infallible> { Ok(true) } }
 /// # impl embedded_io::WriteReady for Loop { fn write_ready(&mut self) -> Result<bool, Infallible> { Ok(true) } }
-/// let mut server = Server::<2, 32>::new(Config::new());
+/// let mut server = Server::<StaticStorage<2, 2, 32>>::new_static(Config::new());
 /// let now = Instant::ZERO;
 /// let id = server.on_accepted(now).unwrap();
 /// let mut socket = Loop(b"ping".to_vec(), Vec::new());
@@ -64,14 +64,15 @@ impl<E> From<Error> for PumpError<E> {
 /// assert_eq!((moved.read, moved.written), (4, 4));
 /// assert_eq!(socket.1, b"ping");
 /// ```
-pub fn pump<S, const MAX_CONNS: usize, const QUEUE: usize>(
-    server: &mut Server<MAX_CONNS, QUEUE>,
+pub fn pump<S, T>(
+    server: &mut Server<T>,
     now: Instant,
     id: ConnId,
     socket: &mut S,
 ) -> Result<Pumped, PumpError<S::Error>>
 where
     S: Read + Write + ReadReady + WriteReady,
+    T: Storage,
 {
     let mut moved = Pumped::default();
     // Send first: it may make room to receive.
@@ -88,69 +89,68 @@ where
     Ok(moved)
 }
 
-fn send<S, const C: usize, const Q: usize>(
-    server: &mut Server<C, Q>,
+fn send<S, T>(
+    server: &mut Server<T>,
     now: Instant,
     id: ConnId,
     socket: &mut S,
 ) -> Result<usize, PumpError<S::Error>>
 where
     S: Write + WriteReady,
+    T: Storage,
 {
     if !server.interest(id)?.write || !io(server, id, socket.write_ready())? {
         return Ok(0);
     }
-    let buf = server.write_buf(id)?;
-    let n = io(server, id, socket.write(buf))?;
+    let written = server.send_with(now, id, |queued| match socket.write(queued) {
+        Ok(n) => (n, Ok(n)),
+        Err(e) => (0, Err(e)),
+    })?;
+    let n = io(server, id, written)?;
     if n == 0 {
         // embedded-io: a non-empty write of 0 bytes means the socket takes no more.
         server.on_error(id, ErrorKind::Other)?;
-        return Ok(0);
     }
-    server.on_written(now, id, n)?;
     Ok(n)
 }
 
 /// Receives once if ready: `None` if it did not try, `Some(0)` at EOF.
-fn receive<S, const C: usize, const Q: usize>(
-    server: &mut Server<C, Q>,
+fn receive<S, T>(
+    server: &mut Server<T>,
     now: Instant,
     id: ConnId,
     socket: &mut S,
 ) -> Result<Option<usize>, PumpError<S::Error>>
 where
     S: Read + ReadReady,
+    T: Storage,
 {
     if !server.interest(id)?.read || !io(server, id, socket.read_ready())? {
         return Ok(None);
     }
-    let buf = server.read_buf(id)?;
-    let n = match socket.read(buf) {
-        Ok(n) => n,
-        Err(e) => return Err(fail(server, id, e)),
-    };
-    // The buffer lent is never empty, so 0 is EOF, not "nothing read".
-    server.on_read(now, id, n)?;
+    let read = server.recv_with(now, id, |buf| match socket.read(buf) {
+        Ok(n) => (n, Ok(n)),
+        Err(e) => (0, Err(e)),
+    })?;
+    let n = io(server, id, read)?;
+    if n == 0 {
+        // The buffer lent is never empty, so 0 is EOF, not "nothing read".
+        server.on_eof(now, id)?;
+    }
     Ok(Some(n))
 }
 
 /// Passes a socket result through, reporting a failure to the core first.
-fn io<T, E: embedded_io::Error, const C: usize, const Q: usize>(
-    server: &mut Server<C, Q>,
+fn io<T, E: embedded_io::Error, St: Storage>(
+    server: &mut Server<St>,
     id: ConnId,
     result: Result<T, E>,
 ) -> Result<T, PumpError<E>> {
-    result.map_err(|e| fail(server, id, e))
-}
-
-fn fail<E: embedded_io::Error, const C: usize, const Q: usize>(
-    server: &mut Server<C, Q>,
-    id: ConnId,
-    e: E,
-) -> PumpError<E> {
-    // The id was checked before the socket call, so this cannot fail.
-    let _ = server.on_error(id, error_kind(e.kind()));
-    PumpError::Io(e)
+    result.map_err(|e| {
+        // The id was checked before the socket call, so this cannot fail.
+        let _ = server.on_error(id, error_kind(e.kind()));
+        PumpError::Io(e)
+    })
 }
 
 /// Maps an `embedded-io` error kind onto the core's.

@@ -4,16 +4,58 @@
 //! It is the heart of the select model of the seed tutorial (`inputs`, `outputs`, one
 //! message queue per client) without the sockets: a driver, be it POSIX `select(2)` on a
 //! host or smoltcp on a microcontroller, reports readiness and results, and the core keeps
-//! the connection table, the per-connection queues and the rules (backpressure, half-close,
-//! idle timeouts, graceful shutdown, stale-id rejection), and says what to do.
+//! the connection table, the queues and the rules (backpressure, half-close, idle
+//! timeouts, graceful shutdown with draining, abort, stale-id rejection), and says what to
+//! do.
+//!
+//! # Memory
+//! The caller lends it (see [`Storage`]): a table of [`ConnSlot`]s, one per connection,
+//! and a pool of buffers the connections share, each holding one only while bytes wait in
+//! its queue. [`StaticStorage`] puts it all in one `static` on a microcontroller;
+//! [`SliceStorage`], or a type of the caller's, takes sizes known at run time only.
+//! [`footprint`] is the formula.
 //!
 //! # A driver's round
 //! 1. Drain [`Server::poll_action`]: shut down write sides, close sockets.
 //! 2. Wait for the listener if [`Server::listener_interest`], for each connection of
 //!    [`Server::conns`] as its [`Interest`] says, until [`Server::poll_timeout`].
-//! 3. Feed what happened: [`Server::on_accepted`]; receive into [`Server::read_buf`] then
-//!    [`Server::on_read`] (0 is EOF); send from [`Server::write_buf`] then
-//!    [`Server::on_written`]; [`Server::on_error`]; [`Server::handle_timeout`].
+//! 3. Feed what happened: [`Server::on_accepted`]; receive inside
+//!    [`Server::recv_with`]; the peer's FIN with [`Server::on_eof`]; send inside
+//!    [`Server::send_with`]; [`Server::on_error`]; [`Server::handle_timeout`].
+//!
+//! A heap-backed server on a host, with sizes known at run time:
+//!
+//! ```
+//! use echoloop_core::{Config, ConnSlot, Instant, Server, SliceStorage};
+//!
+//! let (conns, buffers, queue_size) = (1000, 1000, 16 * 1024);
+//! let mut slots = vec![ConnSlot::EMPTY; conns];
+//! let mut free = vec![0u16; buffers];
+//! // A large zeroed Vec comes from calloc: its pages are not resident until touched.
+//! let mut bytes = vec![0u8; buffers * queue_size];
+//! let storage = SliceStorage::new(&mut slots, &mut free, &mut bytes, queue_size)?;
+//! let mut server = Server::new(Config::new(), storage)?;
+//! let id = server.on_accepted(Instant::ZERO)?;
+//! let n = server.recv_with(Instant::ZERO, id, |buf| {
+//!     buf[..4].copy_from_slice(b"ping");
+//!     (4, 4)
+//! })?;
+//! assert_eq!(server.queued(id)?, n);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A microcontroller's: 8 connections sharing 4 buffers of 256 bytes, in one `static`
+//! (here a local; a firmware puts it in a `static_cell::ConstStaticCell`):
+//!
+//! ```
+//! use echoloop_core::{Config, Server, StaticStorage};
+//!
+//! type Echo = Server<StaticStorage<8, 4, 256>>;
+//! let server: Echo = Server::new_static(Config::new());
+//! // Its whole RAM, at compile time.
+//! assert!(core::mem::size_of::<Echo>() <= echoloop_core::footprint(8, 4, 256));
+//! assert_eq!(server.free_buffers(), 4);
+//! ```
 //!
 //! # Features
 //! - `defmt`: every public type implements `defmt::Format`; lifecycle events are logged
@@ -45,14 +87,20 @@ mod error;
 pub mod io;
 mod list;
 mod macros;
+mod pool;
 mod queue;
 mod server;
+mod slot;
 mod stats;
+mod storage;
 mod time;
 
 pub use conn::{Action, CloseReason, ConnId, ErrorKind, Interest};
 pub use error::Error;
-pub use queue::{Queue, TooLong};
-pub use server::{Config, Conns, Server};
+pub use server::{Config, Conns, Reclaimable, Server};
+pub use slot::ConnSlot;
 pub use stats::{Closed, Stats};
+pub use storage::{
+    footprint, Parts, PartsRef, SliceStorage, StaticStorage, Storage, StorageError, MAX_CONNS,
+};
 pub use time::{Duration, Instant};

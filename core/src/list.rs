@@ -1,19 +1,20 @@
-//! Intrusive doubly linked lists of slot indices, threaded through one links array.
+//! Intrusive doubly linked lists of slot indices, threaded through the slots themselves.
 //!
-//! Every slot is on exactly one list at a time (free, live or closing), so one `prev`/`next`
+//! Every slot is on exactly one list at a time (free, live or pending), so one `prev`/`next`
 //! pair per slot serves all three. This gives O(1) accept, O(1) "move to most recently
 //! active" and O(1) "earliest idle deadline" (the live list is ordered by last activity,
 //! and every connection has the same idle timeout), so no per-event work grows with the
 //! table's capacity. Indices are `u16`; `NIL` marks an end.
 //!
-//! Out-of-range indices are ignored rather than indexed: they cannot occur (the server only
-//! hands in its own indices), and ignoring them keeps every path free of panics.
+//! Out-of-range indices cannot occur (the server only hands in its own indices): a debug
+//! build asserts it, a release build ignores them, so no path can panic.
 
 /// The end-of-list marker.
 pub(crate) const NIL: u16 = u16::MAX;
 
 /// One slot's neighbours on whatever list it is on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub(crate) struct Links {
     prev: u16,
     next: u16,
@@ -24,6 +25,21 @@ impl Links {
         prev: NIL,
         next: NIL,
     };
+}
+
+/// A node that carries its own links.
+pub(crate) trait Linked {
+    fn links(&self) -> Links;
+    fn set_links(&mut self, links: Links);
+}
+
+impl Linked for Links {
+    fn links(&self) -> Links {
+        *self
+    }
+    fn set_links(&mut self, links: Links) {
+        *self = links;
+    }
 }
 
 /// The two ends of one list and its length.
@@ -62,16 +78,20 @@ impl List {
     }
 
     /// Appends `i`, which must be on no list.
-    pub(crate) fn push_back(&mut self, links: &mut [Links], i: u16) {
+    pub(crate) fn push_back<T: Linked>(&mut self, links: &mut [T], i: u16) {
         let Some(node) = links.get_mut(usize::from(i)) else {
+            debug_assert!(false, "slot {i} out of range");
             return;
         };
-        *node = Links {
+        node.set_links(Links {
             prev: self.tail,
             next: NIL,
-        };
+        });
         match links.get_mut(usize::from(self.tail)) {
-            Some(old_tail) => old_tail.next = i,
+            Some(old_tail) => {
+                let l = old_tail.links();
+                old_tail.set_links(Links { next: i, ..l });
+            }
             None => self.head = i,
         }
         self.tail = i;
@@ -79,32 +99,39 @@ impl List {
     }
 
     /// Takes `i`, which must be on this list, off it.
-    pub(crate) fn remove(&mut self, links: &mut [Links], i: u16) {
+    pub(crate) fn remove<T: Linked>(&mut self, links: &mut [T], i: u16) {
         let Some(node) = links.get_mut(usize::from(i)) else {
+            debug_assert!(false, "slot {i} out of range");
             return;
         };
-        let Links { prev, next } = *node;
-        *node = Links::UNLINKED;
+        let Links { prev, next } = node.links();
+        node.set_links(Links::UNLINKED);
         match links.get_mut(usize::from(prev)) {
-            Some(p) => p.next = next,
+            Some(p) => {
+                let l = p.links();
+                p.set_links(Links { next, ..l });
+            }
             None => self.head = next,
         }
         match links.get_mut(usize::from(next)) {
-            Some(n) => n.prev = prev,
+            Some(n) => {
+                let l = n.links();
+                n.set_links(Links { prev, ..l });
+            }
             None => self.tail = prev,
         }
         self.len = self.len.saturating_sub(1);
     }
 
     /// Takes the first index off the list.
-    pub(crate) fn pop_front(&mut self, links: &mut [Links]) -> Option<u16> {
+    pub(crate) fn pop_front<T: Linked>(&mut self, links: &mut [T]) -> Option<u16> {
         let i = self.front()?;
         self.remove(links, i);
         Some(i)
     }
 
     /// Walks the list from front to back.
-    pub(crate) fn iter<'a>(&self, links: &'a [Links]) -> Iter<'a> {
+    pub(crate) fn iter<'a, T: Linked>(&self, links: &'a [T]) -> Iter<'a, T> {
         Iter {
             links,
             next: self.head,
@@ -113,26 +140,26 @@ impl List {
 }
 
 /// Indices of one list, front to back.
-pub(crate) struct Iter<'a> {
-    links: &'a [Links],
+pub(crate) struct Iter<'a, T> {
+    links: &'a [T],
     next: u16,
 }
 
-impl Iterator for Iter<'_> {
+impl<T: Linked> Iterator for Iter<'_, T> {
     type Item = u16;
 
     fn next(&mut self) -> Option<u16> {
         let i = self.next;
-        self.next = self.links.get(usize::from(i))?.next;
+        self.next = self.links.get(usize::from(i))?.links().next;
         Some(i)
     }
 }
 
 /// The index after `i` on its list.
-pub(crate) fn next(links: &[Links], i: u16) -> Option<u16> {
+pub(crate) fn next<T: Linked>(links: &[T], i: u16) -> Option<u16> {
     links
         .get(usize::from(i))
-        .map(|l| l.next)
+        .map(|l| l.links().next)
         .filter(|&n| n != NIL)
 }
 
@@ -141,6 +168,7 @@ mod tests {
     use super::*;
 
     fn items(list: &List, links: &[Links]) -> Vec<u16> {
+        let links: &[Links] = links;
         let fwd: Vec<u16> = list.iter(links).collect();
         assert_eq!(fwd.len(), list.len());
         fwd
@@ -182,6 +210,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(debug_assertions))]
     fn out_of_range_indices_are_ignored() {
         let mut links = [Links::UNLINKED; 2];
         let mut l = List::EMPTY;

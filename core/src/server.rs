@@ -1,28 +1,28 @@
 //! The connection table and its lifecycle: the state machine a driver feeds with events.
 
-use crate::list::{self, Links, List};
-use crate::{Action, CloseReason, ConnId, Duration, Error, ErrorKind, Instant, Interest, Queue};
+use core::ops::Range;
+
+use crate::list::{self, List, NIL};
+use crate::pool::Pool;
+use crate::queue;
+use crate::slot::{ConnSlot, State};
+use crate::storage::{self, StaticStorage, Storage, StorageError};
+use crate::{Action, CloseReason, ConnId, Duration, Error, ErrorKind, Instant, Interest};
 use crate::{Closed, Stats};
 
-/// How a server behaves, within the capacities fixed by its const generics.
+/// How a server behaves, within the capacities of its [`Storage`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Config {
     /// Close a connection when no byte has moved either way for this long (a slowloris
     /// peer, or one that never reads). `None`: never.
     pub idle_timeout: Option<Duration>,
-    /// Serve at most this many connections at once. Values above the compiled `MAX_CONNS`
-    /// are clamped to it: check against [`Server::CAPACITY`] to report the limit.
-    pub max_conns: usize,
 }
 
 impl Config {
-    /// No idle timeout, every slot usable.
+    /// No idle timeout.
     pub const fn new() -> Self {
-        Config {
-            idle_timeout: None,
-            max_conns: usize::MAX,
-        }
+        Config { idle_timeout: None }
     }
 }
 
@@ -32,145 +32,176 @@ impl Default for Config {
     }
 }
 
-/// Where a slot is in its life. Which list a slot is on follows from this.
+/// Serving, shutting down gracefully, or aborted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    /// On the free list (or never used).
-    Free,
-    /// On the live list, ordered by last activity.
-    Open,
-    /// On the closing list until [`Server::poll_action`] has told the driver.
-    Closing {
-        reason: CloseReason,
-        /// A [`Action::ShutdownWrite`] is still owed before the [`Action::Close`].
-        shutdown_write: bool,
-    },
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Mode {
+    Serving,
+    /// [`Server::shutdown`]: until this deadline.
+    ShuttingDown(Instant),
+    /// [`Server::abort`].
+    Aborted,
 }
 
-/// One connection's memory: its queue and what the core knows of it.
-struct Slot<const Q: usize> {
-    generation: u32,
-    state: State,
-    /// The peer sent EOF: read no more, close once the queue is delivered.
-    eof: bool,
-    last_active: Instant,
-    queue: Queue<Q>,
-}
-
-impl<const Q: usize> Slot<Q> {
-    const FREE: Slot<Q> = Slot {
-        generation: 0,
-        state: State::Free,
-        eof: false,
-        last_active: Instant::ZERO,
-        queue: Queue::new(),
-    };
-
-    fn id(&self, index: u16) -> ConnId {
-        ConnId {
-            index,
-            generation: self.generation,
-        }
-    }
-}
-
-/// An echo server of at most `MAX_CONNS` connections, each with a queue of `QUEUE` bytes.
+/// An echo server over memory lent by its [`Storage`]: a table of connections and a pool
+/// of buffers that they share.
 ///
 /// The server is a pure state machine: it never touches a socket or a clock. A driver
 /// reports what happened (`on_*` methods, [`handle_timeout`](Self::handle_timeout)),
-/// moves bytes through the slices the server lends ([`read_buf`](Self::read_buf),
-/// [`write_buf`](Self::write_buf)), asks what to wait for
+/// moves bytes through the slices the server lends to a closure
+/// ([`recv_with`](Self::recv_with), [`send_with`](Self::send_with)), asks what to wait for
 /// ([`listener_interest`](Self::listener_interest), [`conns`](Self::conns),
 /// [`poll_timeout`](Self::poll_timeout)) and carries out what it is told
 /// ([`poll_action`](Self::poll_action)).
 ///
-/// Memory is fixed: `size_of::<Server<MAX_CONNS, QUEUE>>()` is all of it: with `QUEUE` a
-/// multiple of 8, `MAX_CONNS * (QUEUE + 36) + 168` bytes on 64-bit targets and
-/// `MAX_CONNS * (QUEUE + 28) + 160` on 32-bit ones. Every operation is O(1) except
-/// [`shutdown`](Self::shutdown), which visits each open connection once.
+/// # Memory
+/// The storage is all of it: [`footprint`](crate::footprint) gives the bytes. A
+/// connection holds a pool buffer only while bytes wait in its queue (or while one is lent
+/// to [`recv_with`](Self::recv_with)); the moment its queue drains the buffer goes back to
+/// the pool, so an idle connection costs its 32-byte [`ConnSlot`] only. A queue never holds
+/// more than [`queue_size`](Self::queue_size) bytes.
+///
+/// # Fairness with fewer buffers than connections
+/// A connection without a buffer has no read interest while the pool is empty, and gets a
+/// buffer the next time it is readable after one is freed (whoever the driver serves
+/// first). Buffers are held only by connections with bytes waiting, so they come back as
+/// fast as those bytes are echoed; a peer that never reads holds its buffer only until the
+/// idle timeout closes it, and the other connections are served meanwhile with the rest of
+/// the pool. With as many buffers as connections no connection ever waits for one.
+///
+/// Every operation is O(1) except [`shutdown`](Self::shutdown) and
+/// [`abort`](Self::abort), which visit each connection once.
 ///
 /// ```
-/// use echoloop_core::{Action, CloseReason, Config, Instant, Server};
+/// use echoloop_core::{Action, CloseReason, Config, Instant, Server, StaticStorage};
 ///
-/// let mut server = Server::<4, 64>::new(Config::new());
+/// let mut server = Server::new(Config::new(), StaticStorage::<4, 2, 64>::new())?;
 /// let now = Instant::from_millis(0);
-/// let id = server.on_accepted(now).unwrap();
+/// let id = server.on_accepted(now)?;
 ///
 /// // The socket is readable: receive straight into the queue.
-/// let buf = server.read_buf(id).unwrap();
-/// buf[..5].copy_from_slice(b"hello");
-/// server.on_read(now, id, 5).unwrap();
+/// server.recv_with(now, id, |buf| {
+///     buf[..5].copy_from_slice(b"hello");
+///     (5, ())
+/// })?;
 ///
 /// // The socket is writable: send straight from the queue, perhaps in part.
-/// assert_eq!(server.write_buf(id).unwrap(), b"hello");
-/// server.on_written(now, id, 5).unwrap();
+/// let sent = server.send_with(now, id, |queued| {
+///     assert_eq!(queued, b"hello");
+///     (queued.len(), queued.len())
+/// })?;
+/// assert_eq!(sent, 5);
+/// assert_eq!(server.free_buffers(), 2, "an empty queue holds no buffer");
 ///
-/// // EOF with nothing queued: shut down the write side, then close.
-/// server.on_read(now, id, 0).unwrap();
-/// assert_eq!(server.poll_action(), Some(Action::ShutdownWrite(id)));
+/// // EOF with nothing queued: one close, which sends the FIN.
+/// server.on_eof(now, id)?;
 /// assert_eq!(server.poll_action(), Some(Action::Close(id, CloseReason::PeerClosed)));
 /// assert_eq!(server.poll_action(), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Server<const MAX_CONNS: usize, const QUEUE: usize> {
-    slots: [Slot<QUEUE>; MAX_CONNS],
-    links: [Links; MAX_CONNS],
+pub struct Server<S> {
+    storage: S,
+    /// The table's length, checked.
+    capacity: u16,
+    /// Slots at this index and above were never used: they are on no list and their
+    /// contents are whatever the storage started with.
+    opened: u16,
+    queue_size: u32,
+    pool: Pool,
     /// Slots freed by a close, oldest first (reusing the oldest keeps stale ids stale).
     free: List,
     /// Open connections, least recently active first.
     live: List,
-    /// Connections with actions owed to the driver, in the order they were decided.
-    closing: List,
-    /// Slots at this index and above have never been used, so are on no list.
-    fresh: u16,
+    /// Draining connections, in the order their write side was shut down. Not subject to
+    /// the idle timeout: the shutdown deadline bounds them.
+    draining: List,
+    /// Connections with an action owed to the driver, in the order it was decided.
+    pending: List,
     config: Config,
-    /// Set by [`Server::shutdown`]: when the grace period ends.
-    shutdown_deadline: Option<Instant>,
+    mode: Mode,
     stats: Stats,
 }
 
-impl<const MAX_CONNS: usize, const QUEUE: usize> Server<MAX_CONNS, QUEUE> {
-    /// The compiled connection capacity.
-    pub const CAPACITY: usize = MAX_CONNS;
-    /// The compiled per-connection queue size in bytes.
-    pub const QUEUE_SIZE: usize = QUEUE;
+const STATS: Stats = Stats {
+    accepted: 0,
+    refused: 0,
+    closed: Closed {
+        peer_closed: 0,
+        reset: 0,
+        error: 0,
+        idle_timeout: 0,
+        shutdown: 0,
+        shutdown_timeout: 0,
+        aborted: 0,
+    },
+    bytes_in: 0,
+    bytes_out: 0,
+    bytes_discarded: 0,
+    bytes_drained: 0,
+    peak_queue: 0,
+    peak_conns: 0,
+};
 
-    /// A server with no connection. `const`, so it can live in a `static`.
-    pub const fn new(config: Config) -> Self {
+impl<const CONNS: usize, const BUFFERS: usize, const QUEUE: usize>
+    Server<StaticStorage<CONNS, BUFFERS, QUEUE>>
+{
+    /// A server in a [`StaticStorage`], checked at compile time: `const`, so that one
+    /// `static` holds the whole server and `size_of` is its whole RAM.
+    pub const fn new_static(config: Config) -> Self {
         const {
-            assert!(MAX_CONNS > 0, "MAX_CONNS must be at least 1");
             assert!(
-                MAX_CONNS < u16::MAX as usize,
-                "MAX_CONNS must fit a u16 index"
+                core::mem::size_of::<Self>() <= storage::footprint(CONNS, BUFFERS, QUEUE),
+                "footprint() must bound a static server"
             );
-            assert!(QUEUE > 0, "QUEUE must be at least 1 byte");
         }
         Server {
-            slots: [const { Slot::FREE }; MAX_CONNS],
-            links: [Links::UNLINKED; MAX_CONNS],
+            storage: StaticStorage::new(),
+            capacity: CONNS as u16,
+            opened: 0,
+            queue_size: QUEUE as u32,
+            pool: Pool::new(BUFFERS as u16),
             free: List::EMPTY,
             live: List::EMPTY,
-            closing: List::EMPTY,
-            fresh: 0,
+            draining: List::EMPTY,
+            pending: List::EMPTY,
             config,
-            shutdown_deadline: None,
-            stats: Stats {
-                accepted: 0,
-                refused: 0,
-                closed: Closed {
-                    peer_closed: 0,
-                    reset: 0,
-                    error: 0,
-                    idle_timeout: 0,
-                    shutdown: 0,
-                    shutdown_timeout: 0,
-                },
-                bytes_in: 0,
-                bytes_out: 0,
-                bytes_discarded: 0,
-                peak_queue: 0,
-                peak_conns: 0,
-            },
+            mode: Mode::Serving,
+            stats: STATS,
         }
+    }
+}
+
+impl<S: Storage> Server<S> {
+    /// A server with no connection, in `storage`: as many connections as its table holds,
+    /// sharing the buffers of its pool. Refused, never a panic, if the tables do not fit:
+    /// 1 to [`MAX_CONNS`](crate::MAX_CONNS) connections, 1 buffer to one per connection, a
+    /// queue size of 1 byte to `u32::MAX`, and `buffers × queue_size` bytes.
+    pub fn new(config: Config, mut storage: S) -> Result<Self, StorageError> {
+        let parts = storage.parts();
+        let (conns, buffers, queue_size) = (parts.slots.len(), parts.free.len(), parts.queue_size);
+        storage::check(conns, buffers, queue_size, parts.bytes.len())?;
+        // The check bounds all three.
+        let (Ok(capacity), Ok(buffers), Ok(queue_size)) = (
+            u16::try_from(conns),
+            u16::try_from(buffers),
+            u32::try_from(queue_size),
+        ) else {
+            return Err(StorageError::TooManyConns { conns });
+        };
+        Ok(Server {
+            storage,
+            capacity,
+            opened: 0,
+            queue_size,
+            pool: Pool::new(buffers),
+            free: List::EMPTY,
+            live: List::EMPTY,
+            draining: List::EMPTY,
+            pending: List::EMPTY,
+            config,
+            mode: Mode::Serving,
+            stats: STATS,
+        })
     }
 
     /// The configuration in force.
@@ -178,18 +209,29 @@ impl<const MAX_CONNS: usize, const QUEUE: usize> Server<MAX_CONNS, QUEUE> {
         &self.config
     }
 
-    /// How many connections may be open at once: `Config::max_conns` clamped to `MAX_CONNS`.
-    pub const fn max_conns(&self) -> usize {
-        if self.config.max_conns < MAX_CONNS {
-            self.config.max_conns
-        } else {
-            MAX_CONNS
-        }
+    /// How many connections may be open at once: the connection table's length.
+    pub const fn capacity(&self) -> usize {
+        self.capacity as usize
     }
 
-    /// Connections holding a slot: open ones, and closing ones whose actions are owed.
+    /// Buffers in the pool.
+    pub const fn buffers(&self) -> usize {
+        self.pool.buffers as usize
+    }
+
+    /// The size of one buffer: the most bytes one connection's queue holds.
+    pub const fn queue_size(&self) -> usize {
+        self.queue_size as usize
+    }
+
+    /// Buffers no connection holds now.
+    pub const fn free_buffers(&self) -> usize {
+        self.pool.available()
+    }
+
+    /// Connections holding a slot: open, draining, and those whose actions are owed.
     pub const fn conn_count(&self) -> usize {
-        self.live.len() + self.closing.len()
+        self.live.len() + self.draining.len() + self.pending.len()
     }
 
     /// What the server has done so far.
@@ -197,57 +239,68 @@ impl<const MAX_CONNS: usize, const QUEUE: usize> Server<MAX_CONNS, QUEUE> {
         &self.stats
     }
 
+    /// The storage, to read (say, the address of the pool's bytes for `madvise`).
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
     // ----- what to wait for -----
 
     /// Whether the driver should wait for the listener to be readable: a slot is free and
-    /// the server is not shutting down. Backpressure for accepts.
+    /// the server is serving. Backpressure for accepts.
     pub const fn listener_interest(&self) -> bool {
-        self.shutdown_deadline.is_none() && self.conn_count() < self.max_conns()
+        matches!(self.mode, Mode::Serving) && self.conn_count() < self.capacity()
     }
 
     /// What to wait for on one connection. A closing connection wants nothing.
     pub fn interest(&self, id: ConnId) -> Result<Interest, Error> {
-        let slot = self.slot(id)?;
-        Ok(self.slot_interest(slot))
+        let parts = self.storage.parts_ref();
+        let slot = lookup(parts.slots, self.opened, id)?;
+        Ok(self.rules().interest(slot))
     }
 
-    fn slot_interest(&self, slot: &Slot<QUEUE>) -> Interest {
-        if slot.state != State::Open {
-            return Interest::NONE;
-        }
-        Interest {
-            read: !slot.eof && self.shutdown_deadline.is_none() && !slot.queue.is_full(),
-            write: !slot.queue.is_empty(),
+    fn rules(&self) -> Rules {
+        Rules {
+            reading: matches!(self.mode, Mode::Serving),
+            pool_free: self.pool.available() > 0,
+            queue_size: self.queue_size as usize,
         }
     }
 
-    /// Every open connection with its interest, least recently active first: what a
-    /// `select` driver puts in its fd sets. Closing connections are not listed.
-    pub fn conns(&self) -> Conns<'_, MAX_CONNS, QUEUE> {
+    /// Every open connection with its interest, least recently active first, then every
+    /// draining one: what a `select` driver puts in its fd sets. Closing connections are
+    /// not listed.
+    pub fn conns(&self) -> Conns<'_> {
+        let slots = self.storage.parts_ref().slots;
         Conns {
-            server: self,
-            inner: self.live.iter(&self.links),
+            slots,
+            inner: self.live.iter(slots).chain(self.draining.iter(slots)),
+            rules: self.rules(),
         }
     }
 
     /// Bytes queued on a connection.
     pub fn queued(&self, id: ConnId) -> Result<usize, Error> {
-        Ok(self.slot(id)?.queue.len())
+        let parts = self.storage.parts_ref();
+        Ok(lookup(parts.slots, self.opened, id)?.len as usize)
     }
 
     /// When the driver must call [`handle_timeout`](Self::handle_timeout) at the latest:
     /// the earliest idle deadline, or the end of the shutdown grace period. `None`: no
     /// deadline, wait for events only.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let oldest = self
-            .live
-            .front()
-            .and_then(|i| self.slots.get(usize::from(i)));
+        let slots = self.storage.parts_ref().slots;
+        let oldest = self.live.front().and_then(|i| slots.get(usize::from(i)));
         let idle = match (oldest, self.config.idle_timeout) {
             (Some(slot), Some(timeout)) => Some(slot.last_active.saturating_add(timeout)),
             _ => None,
         };
-        let grace = self.shutdown_deadline.filter(|_| self.live.len() > 0);
+        let grace = match self.mode {
+            Mode::ShuttingDown(deadline) if self.live.len() + self.draining.len() > 0 => {
+                Some(deadline)
+            }
+            _ => None,
+        };
         match (idle, grace) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -259,27 +312,30 @@ impl<const MAX_CONNS: usize, const QUEUE: usize> Server<MAX_CONNS, QUEUE> {
     /// The driver accepted a socket. `Err(Full)` or `Err(ShuttingDown)`: close it, it was
     /// counted as refused.
     pub fn on_accepted(&mut self, now: Instant) -> Result<ConnId, Error> {
-        if self.shutdown_deadline.is_some() {
+        if !matches!(self.mode, Mode::Serving) {
             self.on_refused();
             return Err(Error::ShuttingDown);
         }
-        let index = match self.take_free_slot() {
-            Some(index) => index,
-            None => {
-                self.on_refused();
-                return Err(Error::Full);
-            }
-        };
-        let last_active = self.monotonic(now);
-        let Some(slot) = self.slots.get_mut(usize::from(index)) else {
+        let Some(index) = self.take_free_slot() else {
+            self.on_refused();
             return Err(Error::Full);
         };
-        slot.state = State::Open;
-        slot.eof = false;
-        slot.last_active = last_active;
-        slot.queue.clear();
+        let last_active = self.monotonic(now);
+        let slots = self.storage.parts().slots;
+        let Some(slot) = slots.get_mut(usize::from(index)) else {
+            debug_assert!(false, "a free slot out of range");
+            return Err(Error::Full);
+        };
+        *slot = ConnSlot {
+            last_active,
+            state: State::Open,
+            ..ConnSlot {
+                generation: slot.generation,
+                ..ConnSlot::EMPTY
+            }
+        };
         let id = slot.id(index);
-        self.live.push_back(&mut self.links, index);
+        self.live.push_back(slots, index);
         self.stats.accepted = self.stats.accepted.saturating_add(1);
         self.stats.peak_conns = self.stats.peak_conns.max(self.conn_count());
         crate::macros::debug!("accepted {}", id);
@@ -287,16 +343,22 @@ impl<const MAX_CONNS: usize, const QUEUE: usize> Server<MAX_CONNS, QUEUE> {
     }
 
     fn take_free_slot(&mut self) -> Option<u16> {
-        if self.conn_count() >= self.max_conns() {
+        if self.conn_count() >= self.capacity() {
             return None;
         }
-        if let Some(index) = self.free.pop_front(&mut self.links) {
+        let slots = self.storage.parts().slots;
+        if let Some(index) = self.free.pop_front(slots) {
             return Some(index);
         }
-        if usize::from(self.fresh) < MAX_CONNS {
-            self.fresh += 1;
-            return Some(self.fresh - 1);
+        if self.opened < self.capacity {
+            // A slot never used: whatever the storage held there is overwritten.
+            if let Some(slot) = slots.get_mut(usize::from(self.opened)) {
+                *slot = ConnSlot::EMPTY;
+            }
+            self.opened += 1;
+            return Some(self.opened - 1);
         }
+        debug_assert!(false, "a slot is free but on no list");
         None
     }
 
@@ -306,89 +368,162 @@ impl<const MAX_CONNS: usize, const QUEUE: usize> Server<MAX_CONNS, QUEUE> {
         self.stats.refused = self.stats.refused.saturating_add(1);
     }
 
-    /// The free space of a connection's queue, to receive into. Never empty: a full queue
-    /// is `Err(QueueFull)`, so a driver cannot mistake a zero-length receive for EOF.
-    pub fn read_buf(&mut self, id: ConnId) -> Result<&mut [u8], Error> {
-        let shutting_down = self.shutdown_deadline.is_some();
-        let slot = open_slot(&mut self.slots, id)?;
-        if slot.eof || shutting_down {
-            return Err(Error::ReadClosed);
+    /// Lends `f` the free space of a connection's queue to receive into, and queues the
+    /// bytes `f` says it wrote (the first `n` of the slice; `R` is passed through). The
+    /// slice is never empty. The connection takes a buffer from the pool if it holds none;
+    /// if `f` writes nothing the buffer goes straight back.
+    ///
+    /// A draining connection (see [`Action::ShutdownWrite`]) is lent a whole buffer whose
+    /// bytes are discarded ([`Stats::bytes_drained`]).
+    ///
+    /// Errors, with `f` not called: `ReadClosed` after EOF or during a shutdown,
+    /// `QueueFull`, `NoBuffer` (the pool is empty), `Closing`, `UnknownConn`. `f` claiming
+    /// more than the slice holds is a driver bug: a debug build asserts, a release build
+    /// takes the whole slice.
+    pub fn recv_with<R>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        f: impl FnOnce(&mut [u8]) -> (usize, R),
+    ) -> Result<R, Error> {
+        let reading = matches!(self.mode, Mode::Serving);
+        let q = self.queue_size as usize;
+        let parts = self.storage.parts();
+        let slot = lookup_mut(parts.slots, self.opened, id)?;
+        let draining = match slot.state {
+            State::Open if slot.eof || !reading => return Err(Error::ReadClosed),
+            State::Open if slot.len as usize >= q => return Err(Error::QueueFull),
+            State::Open => false,
+            State::Draining => true,
+            _ => return Err(Error::Closing),
+        };
+        if !slot.has_buffer() {
+            slot.buffer = self.pool.take(parts.free).ok_or(Error::NoBuffer)?;
         }
-        if slot.queue.is_full() {
-            return Err(Error::QueueFull);
+        let run = if draining {
+            0..q
+        } else {
+            queue::free_run(slot.head as usize, slot.len as usize, q)
+        };
+        let lent = buffer_run(parts.bytes, slot.buffer, q, run);
+        debug_assert!(!lent.is_empty(), "the pool's bytes were checked");
+        let (n, result) = f(lent);
+        debug_assert!(n <= lent.len(), "claimed {n} of {} bytes lent", lent.len());
+        let n = n.min(lent.len());
+        if draining {
+            self.stats.bytes_drained = self.stats.bytes_drained.saturating_add(n as u64);
+        } else {
+            slot.len = slot.len.saturating_add(n as u32);
+            self.stats.bytes_in = self.stats.bytes_in.saturating_add(n as u64);
+            self.stats.peak_queue = self.stats.peak_queue.max(slot.len as usize);
         }
-        Ok(slot.queue.free_mut())
-    }
-
-    /// The driver received `n` bytes into [`read_buf`](Self::read_buf); `0` means the peer
-    /// sent EOF. After EOF the queue is still delivered, then the connection closes.
-    pub fn on_read(&mut self, now: Instant, id: ConnId, n: usize) -> Result<(), Error> {
-        let shutting_down = self.shutdown_deadline.is_some();
-        let slot = open_slot(&mut self.slots, id)?;
-        // During shutdown no buffer is lent, so no byte can have been received into one;
-        // EOF is still news worth having.
-        if slot.eof || (shutting_down && n > 0) {
-            return Err(Error::ReadClosed);
+        if draining || slot.len == 0 {
+            release(&mut self.pool, parts.free, slot);
         }
-        if n == 0 {
-            slot.eof = true;
-            let drained = slot.queue.is_empty();
+        if n > 0 && !draining {
             self.touch(id.index, now);
-            if drained {
-                self.start_closing(id.index, CloseReason::PeerClosed);
-            }
-            return Ok(());
         }
-        slot.queue.commit(n).map_err(|_| Error::TooLong)?;
-        let depth = slot.queue.len();
-        self.stats.bytes_in = self.stats.bytes_in.saturating_add(n as u64);
-        self.stats.peak_queue = self.stats.peak_queue.max(depth);
-        self.touch(id.index, now);
-        Ok(())
+        Ok(result)
     }
 
-    /// The oldest queued bytes, to send. Empty when nothing is queued.
-    pub fn write_buf(&self, id: ConnId) -> Result<&[u8], Error> {
-        let slot = self.slot(id)?;
-        if slot.state != State::Open {
+    /// Lends `f` the oldest queued bytes that are contiguous, to send, and drops the first
+    /// `n` that `f` says went out (`R` is passed through). The slice is empty when nothing
+    /// is queued (always, for a draining connection); [`Interest::write`] says when it is
+    /// not. Bytes that wrap around the end of the buffer are lent by the next call.
+    ///
+    /// When the queue drains its buffer goes back to the pool, and then: after the peer's
+    /// EOF the connection closes ([`CloseReason::PeerClosed`]); during a shutdown it is shut
+    /// down for writing and drains ([`Action::ShutdownWrite`]).
+    ///
+    /// Errors, with `f` not called: `Closing`, `UnknownConn`. `f` claiming more than the
+    /// slice holds is a driver bug: a debug build asserts, a release build takes the whole
+    /// slice.
+    pub fn send_with<R>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        f: impl FnOnce(&[u8]) -> (usize, R),
+    ) -> Result<R, Error> {
+        let q = self.queue_size as usize;
+        let parts = self.storage.parts();
+        let slot = lookup_mut(parts.slots, self.opened, id)?;
+        if !matches!(slot.state, State::Open | State::Draining) {
             return Err(Error::Closing);
         }
-        Ok(slot.queue.queued())
-    }
-
-    /// The driver sent the first `n` bytes of [`write_buf`](Self::write_buf).
-    pub fn on_written(&mut self, now: Instant, id: ConnId, n: usize) -> Result<(), Error> {
-        let slot = open_slot(&mut self.slots, id)?;
-        slot.queue.consume(n).map_err(|_| Error::TooLong)?;
+        let run = queue::queued_run(slot.head as usize, slot.len as usize, q);
+        let lent = if slot.has_buffer() {
+            buffer_run(parts.bytes, slot.buffer, q, run)
+        } else {
+            &mut []
+        };
+        let (n, result) = f(lent);
+        debug_assert!(n <= lent.len(), "claimed {n} of {} bytes lent", lent.len());
+        let n = n.min(lent.len());
         if n == 0 {
-            return Ok(());
+            return Ok(result);
         }
-        let drained = slot.queue.is_empty();
-        let eof = slot.eof;
+        slot.len = slot.len.saturating_sub(n as u32);
+        slot.head = queue::advance(slot.head as usize, n, q) as u32;
         self.stats.bytes_out = self.stats.bytes_out.saturating_add(n as u64);
+        let drained = slot.len == 0;
+        let eof = slot.eof;
+        if drained {
+            release(&mut self.pool, parts.free, slot);
+        }
         self.touch(id.index, now);
         if drained && eof {
             self.start_closing(id.index, CloseReason::PeerClosed);
-        } else if drained && self.shutdown_deadline.is_some() {
-            self.start_closing(id.index, CloseReason::Shutdown);
+        } else if drained && !matches!(self.mode, Mode::Serving) {
+            self.start_announcing(id.index);
         }
-        Ok(())
+        Ok(result)
     }
 
-    /// The connection's socket failed: it closes at once, its queue is discarded.
+    /// The peer sent EOF (a FIN): read no more. Once every byte it sent is echoed the
+    /// connection closes with [`CloseReason::PeerClosed`], at once if nothing is queued;
+    /// a draining connection closes with [`CloseReason::Shutdown`]. `Err(ReadClosed)` for
+    /// a second EOF.
+    pub fn on_eof(&mut self, now: Instant, id: ConnId) -> Result<(), Error> {
+        let slots = self.storage.parts().slots;
+        let slot = lookup_mut(slots, self.opened, id)?;
+        match slot.state {
+            State::Open if slot.eof => Err(Error::ReadClosed),
+            State::Open => {
+                slot.eof = true;
+                let drained = slot.len == 0;
+                self.touch(id.index, now);
+                if drained {
+                    self.start_closing(id.index, CloseReason::PeerClosed);
+                }
+                Ok(())
+            }
+            State::Draining => {
+                self.start_closing(id.index, CloseReason::Shutdown);
+                Ok(())
+            }
+            _ => Err(Error::Closing),
+        }
+    }
+
+    /// The socket failed: the connection closes at once, its queue is discarded.
     pub fn on_error(&mut self, id: ConnId, kind: ErrorKind) -> Result<(), Error> {
-        open_slot(&mut self.slots, id)?;
-        self.start_closing(id.index, CloseReason::Error(kind));
-        Ok(())
+        let slots = self.storage.parts().slots;
+        match lookup_mut(slots, self.opened, id)?.state {
+            State::Open | State::Draining => {
+                self.start_closing(id.index, CloseReason::Error(kind));
+                Ok(())
+            }
+            _ => Err(Error::Closing),
+        }
     }
 
     /// Time has passed: close idle connections, and at the end of the shutdown grace
-    /// period every connection still open.
+    /// period every connection still open or draining.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(timeout) = self.config.idle_timeout {
             while let Some(i) = self.live.front() {
-                let expired = self
-                    .slots
+                let slots = self.storage.parts_ref().slots;
+                let expired = slots
                     .get(usize::from(i))
                     .is_some_and(|s| s.last_active.saturating_add(timeout) <= now);
                 if !expired {
@@ -397,39 +532,81 @@ impl<const MAX_CONNS: usize, const QUEUE: usize> Server<MAX_CONNS, QUEUE> {
                 self.start_closing(i, CloseReason::IdleTimeout);
             }
         }
-        if self.shutdown_deadline.is_some_and(|d| d <= now) {
-            while let Some(i) = self.live.front() {
-                self.start_closing(i, CloseReason::ShutdownTimeout);
+        if matches!(self.mode, Mode::ShuttingDown(d) if d <= now) {
+            self.close_all(CloseReason::ShutdownTimeout);
+        }
+    }
+
+    /// Closes every open connection, then every draining one; one whose write side is
+    /// yet to be shut down closes instead (gracefully, unless aborted: its echo is
+    /// delivered).
+    fn close_all(&mut self, reason: CloseReason) {
+        while let Some(i) = self.live.front().or(self.draining.front()) {
+            self.start_closing(i, reason);
+        }
+        let announced = match reason {
+            CloseReason::Aborted => CloseReason::Aborted,
+            _ => CloseReason::Shutdown,
+        };
+        let slots = self.storage.parts().slots;
+        let mut next = self.pending.front();
+        while let Some(i) = next {
+            next = list::next(slots, i);
+            if let Some(slot) = slots.get_mut(usize::from(i)) {
+                if slot.state == State::Announcing {
+                    slot.state = State::Closing(announced);
+                }
             }
         }
     }
 
     /// Begins a graceful shutdown: accept nothing more, read nothing more, deliver every
-    /// queued byte, then close; after `grace`, close whatever is left. Calling it again
-    /// changes nothing. [`is_shut_down`](Self::is_shut_down) tells when it is over.
+    /// queued byte, then shut down the write side and drain ([`Action::ShutdownWrite`]);
+    /// after `grace`, close whatever is left. Calling it again changes nothing.
+    /// [`is_shut_down`](Self::is_shut_down) tells when it is over.
     pub fn shutdown(&mut self, now: Instant, grace: Duration) {
-        if self.shutdown_deadline.is_some() {
+        if !matches!(self.mode, Mode::Serving) {
             return;
         }
-        self.shutdown_deadline = Some(now.saturating_add(grace));
+        self.mode = Mode::ShuttingDown(now.saturating_add(grace));
         crate::macros::debug!("shutting down, {} open", self.live.len());
         let mut next = self.live.front();
         while let Some(i) = next {
-            next = list::next(&self.links, i);
-            let drained = self
-                .slots
-                .get(usize::from(i))
-                .is_some_and(|s| s.queue.is_empty());
-            if drained {
-                self.start_closing(i, CloseReason::Shutdown);
+            let slots = self.storage.parts_ref().slots;
+            next = list::next(slots, i);
+            if slots.get(usize::from(i)).is_some_and(|s| s.len == 0) {
+                self.start_announcing(i);
             }
         }
     }
 
-    /// True once [`shutdown`](Self::shutdown) was called and every connection is closed
-    /// and its actions polled: the driver can exit.
+    /// Closes every connection now with [`CloseReason::Aborted`] (queued bytes are
+    /// discarded) and accepts nothing more: for a second signal. Closes already decided
+    /// keep their reason. [`is_shut_down`](Self::is_shut_down) once they are polled.
+    pub fn abort(&mut self) {
+        self.mode = Mode::Aborted;
+        crate::macros::debug!("aborting, {} open", self.live.len());
+        self.close_all(CloseReason::Aborted);
+    }
+
+    /// True once [`shutdown`](Self::shutdown) or [`abort`](Self::abort) was called and
+    /// every connection is closed and its actions polled: the driver can exit.
     pub const fn is_shut_down(&self) -> bool {
-        self.shutdown_deadline.is_some() && self.conn_count() == 0
+        !matches!(self.mode, Mode::Serving) && self.conn_count() == 0
+    }
+
+    /// The byte ranges, in the pool's bytes, of free buffers that went cold: freed since the
+    /// last call and not among the `keep` freed last (the warm ones, reused first). A host
+    /// may give their pages back (`madvise(MADV_DONTNEED)`), say once a second; each buffer
+    /// is reported once per time it is freed, so a call costs what it returns. Buffers never
+    /// used are never reported: they were never touched.
+    pub fn reclaimable(&mut self, keep: usize) -> Reclaimable<'_> {
+        let positions = self.pool.reclaimable(keep);
+        let free = self.storage.parts_ref().free;
+        Reclaimable {
+            stack: free.get(positions).unwrap_or_default().iter(),
+            queue_size: self.queue_size as usize,
+        }
     }
 
     // ----- what to do -----
@@ -438,152 +615,274 @@ impl<const MAX_CONNS: usize, const QUEUE: usize> Server<MAX_CONNS, QUEUE> {
     /// `None`) and before waiting again. A [`Action::Close`] frees the slot: the id is
     /// stale from then on.
     pub fn poll_action(&mut self) -> Option<Action> {
-        let index = self.closing.front()?;
-        let slot = self.slots.get_mut(usize::from(index))?;
-        let id = slot.id(index);
-        let State::Closing {
-            reason,
-            shutdown_write,
-        } = slot.state
-        else {
-            // Unreachable by construction; drop it from the list rather than loop on it.
-            self.closing.remove(&mut self.links, index);
-            return None;
-        };
-        if shutdown_write {
-            slot.state = State::Closing {
-                reason,
-                shutdown_write: false,
+        loop {
+            let index = self.pending.front()?;
+            let slots = self.storage.parts().slots;
+            let Some(slot) = slots.get_mut(usize::from(index)) else {
+                debug_assert!(false, "a pending slot out of range");
+                self.pending = List::EMPTY;
+                return None;
             };
-            return Some(Action::ShutdownWrite(id));
+            let id = slot.id(index);
+            match slot.state {
+                State::Announcing => {
+                    slot.state = State::Draining;
+                    self.pending.remove(slots, index);
+                    self.draining.push_back(slots, index);
+                    return Some(Action::ShutdownWrite(id));
+                }
+                State::Closing(reason) => {
+                    slot.state = State::Free;
+                    slot.generation = slot.generation.wrapping_add(1);
+                    self.pending.remove(slots, index);
+                    self.free.push_back(slots, index);
+                    self.stats.closed.count(reason);
+                    crate::macros::debug!("closed {}: {}", id, reason);
+                    return Some(Action::Close(id, reason));
+                }
+                _ => {
+                    debug_assert!(false, "slot {index} pending in state {:?}", slot.state);
+                    self.pending.remove(slots, index);
+                }
+            }
         }
-        slot.state = State::Free;
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.queue.clear();
-        self.closing.remove(&mut self.links, index);
-        self.free.push_back(&mut self.links, index);
-        self.stats.closed.count(reason);
-        crate::macros::debug!("closed {}: {}", id, reason);
-        Some(Action::Close(id, reason))
     }
 
     // ----- internals -----
 
-    /// The slot of an id that is open or closing.
-    fn slot(&self, id: ConnId) -> Result<&Slot<QUEUE>, Error> {
-        match self.slots.get(id.index()) {
-            Some(s) if s.generation == id.generation && s.state != State::Free => Ok(s),
-            _ => Err(Error::UnknownConn),
-        }
+    fn live_back_activity(&self) -> Option<Instant> {
+        let slots = self.storage.parts_ref().slots;
+        self.live
+            .back()
+            .and_then(|i| slots.get(usize::from(i)))
+            .map(|s| s.last_active)
     }
 
     /// `now`, but never earlier than the most recent activity, so the live list stays
     /// ordered even if the driver's clock steps back.
     fn monotonic(&self, now: Instant) -> Instant {
-        self.live
-            .back()
-            .and_then(|i| self.slots.get(usize::from(i)))
-            .map_or(now, |s| s.last_active.max(now))
+        self.live_back_activity().map_or(now, |b| b.max(now))
     }
 
     /// Marks activity on an open slot: it becomes the most recently active.
     fn touch(&mut self, index: u16, now: Instant) {
         let now = self.monotonic(now);
-        if let Some(slot) = self.slots.get_mut(usize::from(index)) {
+        let slots = self.storage.parts().slots;
+        if let Some(slot) = slots.get_mut(usize::from(index)) {
             slot.last_active = now;
         }
         if self.live.back() != Some(index) {
-            self.live.remove(&mut self.links, index);
-            self.live.push_back(&mut self.links, index);
+            self.live.remove(slots, index);
+            self.live.push_back(slots, index);
         }
     }
 
-    /// Moves an open slot to the closing list; its actions are polled next.
+    /// Moves a live slot to the pending list with its close decided. A draining
+    /// connection closes gracefully unless its socket failed: its echo was delivered.
     fn start_closing(&mut self, index: u16, reason: CloseReason) {
-        let Some(slot) = self.slots.get_mut(usize::from(index)) else {
+        let parts = self.storage.parts();
+        let Some(slot) = parts.slots.get_mut(usize::from(index)) else {
+            debug_assert!(false, "slot {index} out of range");
             return;
         };
-        if slot.state != State::Open {
-            return;
-        }
-        let graceful = reason.is_graceful();
-        if !graceful {
-            let lost = slot.queue.len() as u64;
-            self.stats.bytes_discarded = self.stats.bytes_discarded.saturating_add(lost);
-            slot.queue.clear();
-        }
-        slot.state = State::Closing {
-            reason,
-            shutdown_write: graceful,
+        let open = slot.state == State::Open;
+        let reason = match (slot.state, reason) {
+            (State::Open, reason) | (State::Draining, reason @ CloseReason::Error(_)) => reason,
+            (State::Draining, CloseReason::Aborted) => CloseReason::Aborted,
+            (State::Draining, _) => CloseReason::Shutdown,
+            (state, _) => {
+                debug_assert!(false, "closing slot {index} in state {state:?}");
+                return;
+            }
         };
-        self.live.remove(&mut self.links, index);
-        self.closing.push_back(&mut self.links, index);
+        let lost = u64::from(slot.len);
+        self.stats.bytes_discarded = self.stats.bytes_discarded.saturating_add(lost);
+        slot.len = 0;
+        slot.head = 0;
+        if slot.has_buffer() {
+            release(&mut self.pool, parts.free, slot);
+        }
+        slot.state = State::Closing(reason);
+        if open {
+            self.live.remove(parts.slots, index);
+        } else {
+            self.draining.remove(parts.slots, index);
+        }
+        self.pending.push_back(parts.slots, index);
+    }
+
+    /// Moves an open slot with nothing queued to the pending list: its write side is to be
+    /// shut down, then it drains.
+    fn start_announcing(&mut self, index: u16) {
+        let slots = self.storage.parts().slots;
+        let Some(slot) = slots.get_mut(usize::from(index)) else {
+            debug_assert!(false, "slot {index} out of range");
+            return;
+        };
+        debug_assert!(slot.state == State::Open && slot.len == 0 && !slot.eof);
+        slot.state = State::Announcing;
+        self.live.remove(slots, index);
+        self.pending.push_back(slots, index);
     }
 }
 
-/// The slot of an id that is open; `Err(Closing)` for one that is closing.
-fn open_slot<const Q: usize>(slots: &mut [Slot<Q>], id: ConnId) -> Result<&mut Slot<Q>, Error> {
-    match slots.get_mut(id.index()) {
-        Some(s) if s.generation == id.generation && s.state == State::Open => Ok(s),
-        Some(s) if s.generation == id.generation && s.state != State::Free => Err(Error::Closing),
+/// Gives a slot's buffer back to the pool.
+fn release(pool: &mut Pool, free: &mut [u16], slot: &mut ConnSlot) {
+    debug_assert!(slot.len == 0, "releasing a buffer with bytes queued");
+    pool.give(free, slot.buffer);
+    slot.buffer = NIL;
+    slot.head = 0;
+}
+
+/// `run` of buffer `k` in the pool's bytes.
+fn buffer_run(bytes: &mut [u8], k: u16, q: usize, run: Range<usize>) -> &mut [u8] {
+    let base = usize::from(k).saturating_mul(q);
+    bytes
+        .get_mut(base.saturating_add(run.start)..base.saturating_add(run.end))
+        .unwrap_or_default()
+}
+
+/// The slot of an id that holds one (open, draining or closing).
+fn lookup(slots: &[ConnSlot], opened: u16, id: ConnId) -> Result<&ConnSlot, Error> {
+    match slots.get(id.index()) {
+        Some(s) if id.index < opened && s.generation == id.generation && s.state != State::Free => {
+            Ok(s)
+        }
         _ => Err(Error::UnknownConn),
     }
 }
 
-/// The open connections of a [`Server`] with their interest: see [`Server::conns`].
-pub struct Conns<'a, const MAX_CONNS: usize, const QUEUE: usize> {
-    server: &'a Server<MAX_CONNS, QUEUE>,
-    inner: list::Iter<'a>,
+fn lookup_mut(slots: &mut [ConnSlot], opened: u16, id: ConnId) -> Result<&mut ConnSlot, Error> {
+    match slots.get_mut(id.index()) {
+        Some(s) if id.index < opened && s.generation == id.generation && s.state != State::Free => {
+            Ok(s)
+        }
+        _ => Err(Error::UnknownConn),
+    }
 }
 
-impl<const MAX_CONNS: usize, const QUEUE: usize> Iterator for Conns<'_, MAX_CONNS, QUEUE> {
+/// What decides a connection's interest besides its own slot.
+#[derive(Clone, Copy)]
+struct Rules {
+    /// Serving: open connections may read.
+    reading: bool,
+    /// A buffer is free for a connection that holds none.
+    pool_free: bool,
+    queue_size: usize,
+}
+
+impl Rules {
+    fn interest(self, slot: &ConnSlot) -> Interest {
+        match slot.state {
+            State::Open => Interest {
+                read: !slot.eof
+                    && self.reading
+                    && if slot.has_buffer() {
+                        (slot.len as usize) < self.queue_size
+                    } else {
+                        self.pool_free
+                    },
+                write: slot.len > 0,
+            },
+            State::Draining => Interest {
+                read: self.pool_free,
+                write: false,
+            },
+            _ => Interest::NONE,
+        }
+    }
+}
+
+/// The open and draining connections of a [`Server`] with their interest: see
+/// [`Server::conns`].
+pub struct Conns<'a> {
+    slots: &'a [ConnSlot],
+    inner: core::iter::Chain<list::Iter<'a, ConnSlot>, list::Iter<'a, ConnSlot>>,
+    rules: Rules,
+}
+
+impl Iterator for Conns<'_> {
     type Item = (ConnId, Interest);
 
     fn next(&mut self) -> Option<Self::Item> {
         let index = self.inner.next()?;
-        let slot = self.server.slots.get(usize::from(index))?;
-        Some((slot.id(index), self.server.slot_interest(slot)))
+        let slot = self.slots.get(usize::from(index))?;
+        Some((slot.id(index), self.rules.interest(slot)))
     }
 }
 
-impl<const MAX_CONNS: usize, const QUEUE: usize> core::fmt::Debug for Server<MAX_CONNS, QUEUE> {
+/// Byte ranges of cold free buffers: see [`Server::reclaimable`].
+pub struct Reclaimable<'a> {
+    stack: core::slice::Iter<'a, u16>,
+    queue_size: usize,
+}
+
+impl Iterator for Reclaimable<'_> {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        let k = usize::from(*self.stack.next()?);
+        let start = k.saturating_mul(self.queue_size);
+        Some(start..start.saturating_add(self.queue_size))
+    }
+}
+
+impl<S> core::fmt::Debug for Server<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Server")
-            .field("capacity", &MAX_CONNS)
-            .field("queue_size", &QUEUE)
-            .field("open", &self.live.len())
-            .field("closing", &self.closing.len())
-            .field("shutting_down", &self.shutdown_deadline.is_some())
+            .field("capacity", &self.capacity)
+            .field("buffers", &self.pool.buffers)
+            .field("queue_size", &self.queue_size)
+            .field("free_buffers", &self.pool.available())
+            .field("live", &self.live.len())
+            .field("draining", &self.draining.len())
+            .field("pending", &self.pending.len())
+            .field("mode", &self.mode)
             .field("stats", &self.stats)
             .finish()
     }
 }
 
 #[cfg(feature = "defmt")]
-impl<const MAX_CONNS: usize, const QUEUE: usize> defmt::Format for Server<MAX_CONNS, QUEUE> {
+impl<S> defmt::Format for Server<S> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(
             f,
-            "Server {{ capacity: {}, queue_size: {}, open: {}, closing: {}, stats: {} }}",
-            MAX_CONNS,
-            QUEUE,
+            "Server {{ capacity: {}, buffers: {} x {} B, free buffers: {}, live: {}, pending: {}, stats: {} }}",
+            self.capacity,
+            self.pool.buffers,
+            self.queue_size,
+            self.pool.available(),
             self.live.len(),
-            self.closing.len(),
+            self.pending.len(),
             self.stats
         )
     }
 }
 
 #[cfg(feature = "defmt")]
-impl<const MAX_CONNS: usize, const QUEUE: usize> defmt::Format for Conns<'_, MAX_CONNS, QUEUE> {
+impl defmt::Format for Conns<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "Conns")
     }
 }
 
-impl<const MAX_CONNS: usize, const QUEUE: usize> core::fmt::Debug for Conns<'_, MAX_CONNS, QUEUE> {
+impl core::fmt::Debug for Conns<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Conns")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Reclaimable<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Reclaimable({} buffers)", self.stack.len())
+    }
+}
+
+impl core::fmt::Debug for Reclaimable<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Reclaimable({} buffers)", self.stack.len())
     }
 }
 

@@ -18,6 +18,9 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Bytes still queued when a connection failed or timed out: they had nowhere to go.
     pub bytes_discarded: u64,
+    /// Bytes received and dropped from draining connections, after the server shut down
+    /// their write side: never echoed, by design.
+    pub bytes_drained: u64,
     /// The most bytes one connection's queue ever held.
     pub peak_queue: usize,
     /// The most connections open at once.
@@ -40,6 +43,8 @@ pub struct Closed {
     pub shutdown: u64,
     /// [`CloseReason::ShutdownTimeout`].
     pub shutdown_timeout: u64,
+    /// [`CloseReason::Aborted`].
+    pub aborted: u64,
 }
 
 impl Closed {
@@ -51,6 +56,7 @@ impl Closed {
             .saturating_add(self.idle_timeout)
             .saturating_add(self.shutdown)
             .saturating_add(self.shutdown_timeout)
+            .saturating_add(self.aborted)
     }
 
     pub(crate) fn count(&mut self, reason: CloseReason) {
@@ -61,6 +67,7 @@ impl Closed {
             CloseReason::IdleTimeout => &mut self.idle_timeout,
             CloseReason::Shutdown => &mut self.shutdown,
             CloseReason::ShutdownTimeout => &mut self.shutdown_timeout,
+            CloseReason::Aborted => &mut self.aborted,
         };
         *counter = counter.saturating_add(1);
     }
@@ -82,6 +89,7 @@ mod tests {
             CloseReason::IdleTimeout,
             CloseReason::Shutdown,
             CloseReason::ShutdownTimeout,
+            CloseReason::Aborted,
         ] {
             c.count(reason);
         }
@@ -94,8 +102,9 @@ mod tests {
                 idle_timeout: 1,
                 shutdown: 1,
                 shutdown_timeout: 1,
+                aborted: 1,
             }
         );
-        assert_eq!(c.total(), 7);
+        assert_eq!(c.total(), 8);
     }
 }

@@ -1,11 +1,12 @@
 //! Drives a server with random event sequences against the reference model in
-//! `support/model.rs`: 2,000 sequences of up to 300 events, checked after every step.
+//! `support/model.rs`: 2,000 sequences of up to 300 events on random table, pool and queue
+//! sizes (often fewer buffers than connections), checked after every step.
 
 mod support;
 
 use echoloop_core::{Config, Duration, ErrorKind};
 use proptest::prelude::*;
-use support::model::{Model, Op, C};
+use support::model::{Model, Op, Sizes};
 
 fn op() -> impl Strategy<Value = Op> {
     let kind = prop_oneof![
@@ -15,22 +16,31 @@ fn op() -> impl Strategy<Value = Op> {
         Just(ErrorKind::Other)
     ];
     prop_oneof![
-        4 => Just(Op::Accept),
-        10 => (any::<usize>(), 1..40usize).prop_map(|(pick, len)| Op::Read { pick, len }),
-        1 => (any::<usize>(), 1..5usize).prop_map(|(pick, extra)| Op::ReadTooLong { pick, extra }),
-        10 => (any::<usize>(), 0..40usize).prop_map(|(pick, len)| Op::Write { pick, len }),
-        1 => (any::<usize>(), 1..5usize).prop_map(|(pick, extra)| Op::WriteTooLong { pick, extra }),
-        2 => any::<usize>().prop_map(|pick| Op::Eof { pick }),
-        1 => (any::<usize>(), kind).prop_map(|(pick, kind)| Op::Fail { pick, kind }),
-        3 => (0..80u64).prop_map(|ms| Op::Advance { ms }),
-        1 => (0..200u64).prop_map(|grace| Op::Shutdown { grace }),
+        40 => Just(Op::Accept),
+        100 => (any::<usize>(), 0..40usize).prop_map(|(pick, len)| Op::Read { pick, len }),
+        100 => (any::<usize>(), 0..40usize).prop_map(|(pick, len)| Op::Write { pick, len }),
+        20 => any::<usize>().prop_map(|pick| Op::Eof { pick }),
+        10 => (any::<usize>(), kind).prop_map(|(pick, kind)| Op::Fail { pick, kind }),
+        30 => (0..80u64).prop_map(|ms| Op::Advance { ms }),
+        10 => (0..200u64).prop_map(|grace| Op::Shutdown { grace }),
+        // Rare, so that most sequences run long before it ends them.
+        1 => Just(Op::Abort),
     ]
 }
 
+fn sizes() -> impl Strategy<Value = Sizes> {
+    (1..=6usize)
+        .prop_flat_map(|conns| (Just(conns), 1..=conns, 1..=20usize))
+        .prop_map(|(conns, buffers, queue)| Sizes {
+            conns,
+            buffers,
+            queue,
+        })
+}
+
 fn config() -> impl Strategy<Value = Config> {
-    (prop::option::of(1..200u64), 1..=C + 1).prop_map(|(idle, max)| Config {
+    prop::option::of(1..200u64).prop_map(|idle| Config {
         idle_timeout: idle.map(Duration::from_millis),
-        max_conns: max,
     })
 }
 
@@ -46,8 +56,12 @@ proptest! {
     })]
 
     #[test]
-    fn server_agrees_with_the_model(cfg in config(), ops in prop::collection::vec(op(), 0..MAX_OPS)) {
-        let mut model = Model::new(cfg);
+    fn server_agrees_with_the_model(
+        cfg in config(),
+        sizes in sizes(),
+        ops in prop::collection::vec(op(), 0..MAX_OPS),
+    ) {
+        let mut model = Model::new(cfg, sizes);
         for op in ops {
             model.apply(op);
         }

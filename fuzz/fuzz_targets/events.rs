@@ -1,7 +1,8 @@
-//! Fuzzes the core with event sequences decoded from the fuzzer's bytes, checking after
-//! every step the same invariants as the property test (it runs the same reference model):
-//! bytes echoed exactly once and in order, capacity respected, interest consistent with
-//! state, the expected actions, stats in agreement, and no panic.
+//! Fuzzes the core with event sequences decoded from the fuzzer's bytes, on table, pool and
+//! queue sizes decoded from them too, checking after every step the same invariants as the
+//! property test (it runs the same reference model): bytes echoed exactly once and in
+//! order, capacity respected, a buffer held exactly while bytes wait, interest consistent
+//! with state, the expected actions, stats in agreement, and no panic.
 #![no_main]
 
 use echoloop_core::{Config, Duration, ErrorKind};
@@ -10,11 +11,13 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../core/tests/support/model.rs"]
 mod model;
 
-use model::{Model, Op};
+use model::{Model, Op, Sizes};
 
 fuzz_target!(|data: &[u8]| {
     let mut bytes = data.iter().copied();
-    let mut model = Model::new(config(&mut bytes));
+    let cfg = config(&mut bytes);
+    let sizes = sizes(&mut bytes);
+    let mut model = Model::new(cfg, sizes);
     while let Some(op) = decode(&mut bytes) {
         model.apply(op);
     }
@@ -25,13 +28,21 @@ fn next(bytes: &mut impl Iterator<Item = u8>) -> usize {
     usize::from(bytes.next().unwrap_or(0))
 }
 
-/// The first two bytes: an idle timeout (0 = none) and a `max_conns` (which may exceed the
-/// capacity, to check the clamp).
+/// The first byte: an idle timeout (0 = none).
 fn config(bytes: &mut impl Iterator<Item = u8>) -> Config {
     let idle = next(bytes) as u64;
     Config {
         idle_timeout: (idle > 0).then(|| Duration::from_millis(idle)),
-        max_conns: next(bytes) % (model::C + 2),
+    }
+}
+
+/// The next three: 1 to 8 connections, 1 buffer to one each, queues of 1 to 32 bytes.
+fn sizes(bytes: &mut impl Iterator<Item = u8>) -> Sizes {
+    let conns = next(bytes) % 8 + 1;
+    Sizes {
+        conns,
+        buffers: next(bytes) % conns + 1,
+        queue: next(bytes) % 32 + 1,
     }
 }
 
@@ -41,24 +52,16 @@ fn decode(bytes: &mut impl Iterator<Item = u8>) -> Option<Op> {
     let pick = next(bytes);
     Some(match tag % 10 {
         0 | 1 => Op::Accept,
-        2 => Op::Read {
+        2 | 3 => Op::Read {
             pick,
-            len: next(bytes) % 48 + 1,
-        },
-        3 => Op::ReadTooLong {
-            pick,
-            extra: next(bytes) % 8 + 1,
+            len: next(bytes) % 48,
         },
         4 => Op::Write {
             pick,
             len: next(bytes) % 48,
         },
-        5 => Op::WriteTooLong {
-            pick,
-            extra: next(bytes) % 8 + 1,
-        },
-        6 => Op::Eof { pick },
-        7 => Op::Fail {
+        5 => Op::Eof { pick },
+        6 => Op::Fail {
             pick,
             kind: [
                 ErrorKind::Reset,
@@ -67,9 +70,12 @@ fn decode(bytes: &mut impl Iterator<Item = u8>) -> Option<Op> {
                 ErrorKind::Other,
             ][pick % 4],
         },
-        8 => Op::Advance {
+        7 => Op::Advance {
             ms: (pick as u64) % 120,
         },
-        _ => Op::Shutdown { grace: pick as u64 },
+        8 => Op::Shutdown { grace: pick as u64 },
+        // An abort ends a sequence's interest: only one tag value in 2,560.
+        _ if pick == 255 => Op::Abort,
+        _ => Op::Write { pick, len: 48 },
     })
 }

@@ -1,9 +1,11 @@
 //! `echoloop bench`: a load generator that checks every echoed byte.
 //!
-//! One thread, non-blocking sockets and one `poll(2)` per round over every connection, so
-//! on a small machine it takes as little CPU from the server as it can (and reports what
-//! it took). Messages are slices of one pseudo-random pattern made at start: sending
-//! copies nothing, checking is a comparison, and nothing is allocated per message.
+//! One thread, non-blocking sockets, edge-triggered readiness through `mio` (epoll on
+//! Linux), so its cost per event does not grow with the connections it holds and it keeps
+//! up with the servers it measures (and reports the CPU it took). Messages are slices of
+//! one pseudo-random pattern made at start: sending copies nothing, checking is a
+//! comparison, and nothing is allocated per message. Beside the busy connections it can
+//! hold idle ones (`idle`): each echoes one message, then stays open and silent.
 
 mod histogram;
 #[allow(unsafe_code)]
@@ -16,18 +18,21 @@ use std::io::{self, IsTerminal, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use mio::{Events, Interest, Poll, Token};
+
 pub use report::Report;
 
-use os::PollFd;
 use pattern::Pattern;
 use peer::{Fault, Peer, Shape, Tally};
 
-/// The most connections one run may open: as many as `echoloop serve` can serve (`poll`
-/// itself has no such limit; the descriptor limit is raised to fit).
-pub const MAX_CONNS: usize = 1000;
+/// The most busy connections one run may open (and, separately, the most idle ones).
+pub const MAX_CONNS: usize = 10_000;
 
 /// The largest message or write size.
 pub const MAX_SIZE: usize = 16 << 20;
+
+/// The message an idle connection echoes before it goes quiet, in bytes.
+pub const IDLE_MESSAGE: usize = 64;
 
 /// How the connections load the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +50,11 @@ pub struct Options {
     pub connect: SocketAddr,
     /// Ping-pong or stream.
     pub mode: Mode,
-    /// Connections, 1 to [`MAX_CONNS`].
+    /// Busy connections, 1 to [`MAX_CONNS`].
     pub conns: usize,
+    /// Idle connections beside them, 0 to [`MAX_CONNS`]: each echoes one
+    /// [`IDLE_MESSAGE`]-byte message, then stays open and silent for the run.
+    pub idle: usize,
     /// Message size (ping-pong) or write size (stream), 1 to [`MAX_SIZE`].
     pub size: usize,
     /// The measured window.
@@ -62,37 +70,54 @@ pub struct Options {
 /// Scratch for one `read`: the most a single call checks.
 const SCRATCH: usize = 256 * 1024;
 
-/// The longest `poll` wait: progress and deadlines are looked at this often.
+/// The longest wait for readiness: progress and deadlines are looked at this often.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Runs the benchmark. Errors: no connection could be made, the server closed every one,
-/// or sent nothing back for `timeout`. Mismatches are counted in the report, not errors.
+/// Readiness events taken per wait.
+const EVENTS: usize = 1024;
+
+/// Descriptors beyond the connections: standard streams, the epoll instance, slack.
+const SPARE_FDS: usize = 64;
+
+/// Runs the benchmark. Errors: the descriptor limit cannot fit the connections, no
+/// connection could be made, the server closed every busy one, or sent nothing back for
+/// `timeout`. Mismatches are counted in the report, not errors.
 pub fn run(options: &Options) -> io::Result<Report> {
-    let pattern = Pattern::new(options.size);
-    os::raise_fd_limit(options.conns as u64 + 64)
-        .map_err(|e| io::Error::new(e.kind(), format!("raising RLIMIT_NOFILE: {e}")))?;
+    fit_fd_limit(options.conns + options.idle + SPARE_FDS)?;
+    let pattern = Pattern::new(options.size.max(IDLE_MESSAGE));
     let (streams, connect_failures) = connect_all(options)?;
-    let shape = Shape {
-        mode: options.mode,
-        size: options.size as u64,
-        window: 4 * options.size as u64,
-    };
-    let mut load = Load::new(streams, &shape, &pattern);
+    let mut load = Load::new(streams, options, &pattern)?;
     load.connect_failures = connect_failures;
-    load.drive(options, &shape, &pattern)?;
+    load.drive(options, &pattern)?;
     Ok(load.report(options))
 }
 
-/// Opens the connections one after the other (blocking), then makes them non-blocking.
-/// Only if none can be made is it an error. The first connect that takes the whole
-/// timeout ends the phase (the rest count as failures), so a server that stopped
-/// answering costs one timeout, not one per connection.
-fn connect_all(options: &Options) -> io::Result<(Vec<TcpStream>, u64)> {
-    let mut streams = Vec::with_capacity(options.conns);
+/// Raises the soft descriptor limit to `want`, or says why it cannot.
+fn fit_fd_limit(want: usize) -> io::Result<()> {
+    let want_fds = want as libc::rlim_t;
+    let limits = os::raise_fd_limit(want_fds)
+        .map_err(|e| io::Error::new(e.kind(), format!("raising RLIMIT_NOFILE: {e}")))?;
+    if limits.soft < want_fds {
+        return Err(io::Error::other(format!(
+            "{want} descriptors needed, but the hard RLIMIT_NOFILE is {}: raise it \
+             (e.g. `ulimit -Hn {want}` as root) or open fewer connections",
+            limits.hard
+        )));
+    }
+    Ok(())
+}
+
+/// Opens the idle connections, then the busy ones, one after the other (blocking), and
+/// makes them non-blocking. Only if no busy one can be made is it an error. The first connect
+/// that takes the whole timeout ends the phase (the rest count as failures), so a server
+/// that stopped answering costs one timeout, not one per connection.
+fn connect_all(options: &Options) -> io::Result<(Vec<(TcpStream, bool)>, u64)> {
+    let wanted = options.idle + options.conns;
+    let mut streams = Vec::with_capacity(wanted);
     let mut last_error = None;
-    for _ in 0..options.conns {
+    for i in 0..wanted {
         match connect_one(options) {
-            Ok(s) => streams.push(s),
+            Ok(s) => streams.push((s, i < options.idle)),
             Err(e) => {
                 let timed_out = e.kind() == io::ErrorKind::TimedOut;
                 last_error = Some(e);
@@ -102,12 +127,19 @@ fn connect_all(options: &Options) -> io::Result<(Vec<TcpStream>, u64)> {
             }
         }
     }
-    let failures = (options.conns - streams.len()) as u64;
+    let failures = (wanted - streams.len()) as u64;
+    let busy = streams.iter().filter(|(_, idle)| !idle).count();
     match last_error {
-        Some(e) if streams.is_empty() => Err(io::Error::new(
-            e.kind(),
-            format!("cannot connect to {}: {e}", options.connect),
-        )),
+        Some(e) if busy == 0 => {
+            let idle = match streams.len() {
+                0 => String::new(),
+                n => format!(" ({n} idle connections made, no busy one)"),
+            };
+            Err(io::Error::new(
+                e.kind(),
+                format!("cannot connect to {}: {e}{idle}", options.connect),
+            ))
+        }
         _ => Ok((streams, failures)),
     }
 }
@@ -119,13 +151,27 @@ fn connect_one(options: &Options) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// The running benchmark: connections, their `poll` entries (same order), and counts.
+/// One connection and how it is doing.
+struct Slot {
+    peer: Peer,
+    /// Idle: one message, then silence.
+    idle: bool,
+    /// Stopped: reset, closed or mismatched (its events are ignored).
+    stopped: bool,
+}
+
+/// The running benchmark: connections (their index is their `mio` token), and counts.
 struct Load {
-    peers: Vec<Peer>,
-    fds: Vec<PollFd>,
+    slots: Vec<Slot>,
+    shape: Shape,
+    idle_shape: Shape,
+    poll: Poll,
+    /// Busy connections still running.
     live: usize,
     scratch: Box<[u8]>,
     tally: Tally,
+    /// The idle connections' one message each: kept apart from the measured load.
+    idle_tally: Tally,
     /// Round trips completed in the warm-up.
     warmup_messages: u64,
     connect_failures: u64,
@@ -138,50 +184,71 @@ struct Load {
 }
 
 impl Load {
-    fn new(streams: Vec<TcpStream>, shape: &Shape, pattern: &Pattern) -> Self {
+    fn new(
+        streams: Vec<(TcpStream, bool)>,
+        options: &Options,
+        pattern: &Pattern,
+    ) -> io::Result<Self> {
         let now = Instant::now();
-        let peers: Vec<Peer> = streams
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| Peer::new(s, i, pattern, now))
-            .collect();
-        let fds = peers
-            .iter()
-            .map(|p| {
-                let mut fd = p.poll_fd();
-                fd.events = p.interest(shape);
-                fd
-            })
-            .collect();
-        Load {
-            live: peers.len(),
-            peers,
-            fds,
+        let poll = Poll::new()?;
+        let mut slots = Vec::with_capacity(streams.len());
+        for (i, (stream, idle)) in streams.into_iter().enumerate() {
+            let quota = idle.then_some(1);
+            let mut peer = Peer::new(
+                mio::net::TcpStream::from_std(stream),
+                i,
+                quota,
+                pattern,
+                now,
+            );
+            poll.registry().register(
+                peer.stream_mut(),
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            slots.push(Slot {
+                peer,
+                idle,
+                stopped: false,
+            });
+        }
+        Ok(Load {
+            live: slots.iter().filter(|s| !s.idle).count(),
+            slots,
+            shape: Shape {
+                mode: options.mode,
+                size: options.size as u64,
+                window: 4 * options.size as u64,
+            },
+            idle_shape: Shape {
+                mode: Mode::PingPong,
+                size: IDLE_MESSAGE as u64,
+                window: IDLE_MESSAGE as u64,
+            },
+            poll,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             tally: Tally::default(),
+            idle_tally: Tally::default(),
             warmup_messages: 0,
             connect_failures: 0,
             resets: 0,
             mismatches: 0,
             measured_from: None,
             measured_to: None,
-        }
+        })
     }
 
     /// Warm-up, then the measured window; every connection starts by writing.
-    fn drive(&mut self, options: &Options, shape: &Shape, pattern: &Pattern) -> io::Result<()> {
+    fn drive(&mut self, options: &Options, pattern: &Pattern) -> io::Result<()> {
         let start = Instant::now();
         let (measure_at, end) = (
             start + options.warmup,
             start + options.warmup + options.duration,
         );
-        for i in 0..self.peers.len() {
-            let result = self
-                .peers
-                .get_mut(i)
-                .map_or(Ok(()), |p| p.write(shape, pattern));
-            self.settle(i, result, shape);
+        for i in 0..self.slots.len() {
+            self.turn(i, None, pattern);
         }
+        let mut events = Events::with_capacity(EVENTS);
         let mut progress = options.progress.then(|| Progress::new(start, options));
         let mut last_echo = (start, 0);
         loop {
@@ -191,12 +258,9 @@ impl Load {
                 self.tally = Tally::default();
                 self.measured_from = Some((now, os::cpu_time()));
             }
-            if now >= end {
-                self.measured_to = Some((now, os::cpu_time()));
-                break;
-            }
-            if self.live == 0 && self.mismatches > 0 {
-                // Nothing left to measure; the report says why, and the exit fails.
+            if now >= end || (self.live == 0 && self.mismatches > 0) {
+                // At the end, or nothing left to measure (the report says why, and the
+                // exit fails).
                 self.measured_to = Some((now, os::cpu_time()));
                 break;
             }
@@ -204,12 +268,14 @@ impl Load {
             if let Some(p) = &mut progress {
                 p.show(now, self.measured_from.is_some(), &self.tally, self.live);
             }
-            match os::poll(&mut self.fds, TICK.min(end - now)) {
-                Ok(_) => {}
+            match self.poll.poll(&mut events, Some(TICK.min(end - now))) {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io::Error::new(e.kind(), format!("poll: {e}"))),
+                Err(e) => return Err(io::Error::new(e.kind(), format!("epoll: {e}"))),
             }
-            self.serve(shape, pattern);
+            for event in &events {
+                self.turn(event.token().0, Some(event), pattern);
+            }
         }
         if progress.is_some() {
             eprint!("\r\x1b[K");
@@ -217,38 +283,34 @@ impl Load {
         Ok(())
     }
 
-    /// Every connection `poll` reported.
-    fn serve(&mut self, shape: &Shape, pattern: &Pattern) {
-        for i in 0..self.fds.len() {
-            let Some(fd) = self.fds.get_mut(i) else { break };
-            let revents = std::mem::take(&mut fd.revents);
-            if revents == 0 || fd.fd < 0 {
-                continue;
-            }
-            let Some(peer) = self.peers.get_mut(i) else {
-                break;
-            };
-            let result = peer.on_ready(revents, shape, pattern, &mut self.scratch, &mut self.tally);
-            self.settle(i, result, shape);
-        }
-    }
-
-    /// After a connection's turn: what to wait for next, or why it stopped.
-    fn settle(&mut self, i: usize, result: Result<(), Fault>, shape: &Shape) {
-        let (Some(fd), Some(peer)) = (self.fds.get_mut(i), self.peers.get(i)) else {
+    /// One connection's turn: its first writes (no event), or what an event reported.
+    fn turn(&mut self, i: usize, event: Option<&mio::event::Event>, pattern: &Pattern) {
+        let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
-        match result {
-            Ok(()) => fd.events = peer.interest(shape),
-            Err(fault) => {
-                match fault {
-                    Fault::Reset => self.resets += 1,
-                    Fault::Mismatch => self.mismatches += 1,
-                }
-                // poll ignores negative descriptors; the socket closes when the run ends.
-                fd.fd = -1;
-                self.live -= 1;
-            }
+        if slot.stopped {
+            return;
+        }
+        let (shape, tally) = if slot.idle {
+            (&self.idle_shape, &mut self.idle_tally)
+        } else {
+            (&self.shape, &mut self.tally)
+        };
+        let result = match event {
+            Some(e) => slot
+                .peer
+                .on_ready(e, shape, pattern, &mut self.scratch, tally),
+            None => slot.peer.write(shape, pattern),
+        };
+        let Err(fault) = result else { return };
+        match fault {
+            Fault::Reset => self.resets += 1,
+            Fault::Mismatch => self.mismatches += 1,
+        }
+        // Its socket closes when the run ends.
+        slot.stopped = true;
+        if !slot.idle {
+            self.live -= 1;
         }
     }
 
@@ -265,7 +327,7 @@ impl Load {
                 options.connect, self.resets, self.mismatches
             )));
         }
-        let echoed = self.tally.bytes;
+        let echoed = self.tally.bytes + self.idle_tally.bytes;
         if echoed != last_echo.1 {
             *last_echo = (now, echoed);
         } else if now - last_echo.0 >= options.timeout {
@@ -288,14 +350,31 @@ impl Load {
         }
     }
 
+    /// Idle connections that echoed their message and are still open and silent.
+    fn idle_open(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.idle && !s.stopped && s.peer.completed() >= 1)
+            .filter(|s| s.peer.still_open())
+            .count()
+    }
+
     fn report(&self, options: &Options) -> Report {
         let (from, cpu_from) = self
             .measured_from
             .unwrap_or((Instant::now(), Duration::ZERO));
         let (to, cpu_to) = self.measured_to.unwrap_or((from, cpu_from));
+        let idle = self.slots.iter().filter(|s| s.idle).count();
+        let stalled = self
+            .slots
+            .iter()
+            .filter(|s| !s.idle && !s.stopped && s.peer.completed() == 0)
+            .count();
         Report {
             mode: options.mode,
-            conns: self.peers.len(),
+            conns: self.slots.len() - idle,
+            idle,
+            idle_open: self.idle_open(),
             size: options.size,
             elapsed: to - from,
             messages: self.messages(options, &self.tally),
@@ -309,6 +388,7 @@ impl Load {
             connect_failures: self.connect_failures,
             resets: self.resets,
             mismatches: self.mismatches,
+            stalled: stalled as u64,
             cpu: cpu_to.saturating_sub(cpu_from),
         }
     }

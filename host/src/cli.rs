@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{bench, client, server};
+use crate::{bench, client, server, signals};
 
 /// A readiness-driven TCP echo server on select(2), and its client.
 #[derive(Debug, Parser)]
@@ -83,6 +83,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 50,
           value_parser = clap::value_parser!(u16).range(1..=bench::MAX_CONNS as i64))]
     pub conns: u16,
+    /// Idle connections held open beside the busy ones: each echoes one 64-byte message
+    /// first, then stays silent; the run checks they are all still open at the end.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=bench::MAX_CONNS as i64))]
+    pub idle: u16,
     /// Message size (pingpong) or write size (stream), in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=bench::MAX_SIZE as i64))]
@@ -178,7 +183,9 @@ fn serve(args: ServeArgs) -> io::Result<ExitCode> {
         trace: args.trace,
         batch_wait: Duration::from_micros(args.batch_wait),
     };
-    let mut server = server::Server::bind(&options)?;
+    // Process-wide handlers: installed here, at start-up, for the server to watch.
+    let signals = signals::self_pipe()?;
+    let mut server = server::Server::bind(&options, signals)?;
     let mut stdout = io::stdout().lock();
     for addr in server.local_addrs() {
         let _ = writeln!(stdout, "listening on {addr}");
@@ -222,6 +229,7 @@ fn run_bench(args: BenchArgs) -> io::Result<ExitCode> {
             BenchMode::Stream => bench::Mode::Stream,
         },
         conns: usize::from(args.conns),
+        idle: usize::from(args.idle),
         size: args.size as usize,
         duration: args.duration,
         warmup: args.warmup,

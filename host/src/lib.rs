@@ -3,9 +3,14 @@
 //! [`bench`](mod@bench) loads it and measures; [`cli`] is the `echoloop` binary's command line.
 //!
 //! Every `unsafe` block lives in [`sys`], the thin layer over libc (and in the load
-//! generator's own `bench::os`, for `poll`); the rest is safe Rust.
+//! generator's own `bench::os`, for its descriptor limit and CPU time); the rest is safe Rust.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+// Each `unsafe` block does one unsafe thing and says why it is sound.
+#![deny(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block
+)]
 // No panicking call on any path the network can reach; tests may.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -14,11 +19,14 @@ mod batch;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod fd_set;
 pub mod net;
 pub mod server;
+pub mod signals;
 #[allow(unsafe_code)]
 pub mod sys;
 mod trace;
 
+pub use fd_set::FdSet;
 pub use net::{Net, Sets, Sys};
 pub use server::{Options, Server};

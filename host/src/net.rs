@@ -7,19 +7,21 @@
 //! readiness, short reads, resets, `EMFILE`, clock jumps) can run the very same driver
 //! without a single real socket: see `host/tests/sim/`.
 //!
-//! Set-up (binding listeners, installing the signal pipe) is not part of it: it happens
-//! before the loop, in [`Server::bind`](crate::Server::bind).
+//! Set-up is not part of it: it happens before the loop, in
+//! [`Server::bind`](crate::Server::bind) (binding listeners) and at the binary's start-up
+//! ([`signals::self_pipe`](crate::signals::self_pipe), installing the signal handlers).
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::sys::{self, FdSet};
+use crate::fd_set::FdSet;
+use crate::sys;
 
 /// The three sets handed to `select`, rebuilt each round by the driver; `select`
 /// overwrites them with the ready descriptors.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Sets {
     /// Watched for input (and, for a listener, for a pending connection).
     pub read: FdSet,
@@ -27,6 +29,23 @@ pub struct Sets {
     pub write: FdSet,
     /// Watched for urgent data (host rule 5).
     pub except: FdSet,
+}
+
+impl Clone for Sets {
+    fn clone(&self) -> Self {
+        Sets {
+            read: self.read.clone(),
+            write: self.write.clone(),
+            except: self.except.clone(),
+        }
+    }
+
+    /// Set by set, reusing their memory: the loop copies its sets before every look.
+    fn clone_from(&mut self, source: &Self) {
+        self.read.clone_from(&source.read);
+        self.write.clone_from(&source.write);
+        self.except.clone_from(&source.except);
+    }
 }
 
 /// The calls the event loop makes. Errors carry the OS errno

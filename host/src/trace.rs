@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use crate::fd_set::FdSet;
 use crate::net::Net;
 use crate::server::{Moved, Server};
-use crate::sys::FdSet;
 
 /// The trace printer: a round counter and a reused line buffer.
 #[derive(Default)]
@@ -128,11 +128,6 @@ impl Trace {
             let conn = server.conns.get(id.index()).and_then(Option::as_ref);
             if let Some(conn) = conn.filter(|c| set.contains(c.fd.as_raw_fd())) {
                 name(&mut self.line, format_args!("{}", conn.peer));
-            }
-        }
-        for conn in &server.lingering {
-            if set.contains(conn.fd.as_raw_fd()) {
-                name(&mut self.line, format_args!("{} (draining)", conn.peer));
             }
         }
     }

@@ -70,7 +70,9 @@ fn start_server() -> SocketAddr {
             trace: false,
             batch_wait: echoloop::server::BATCH_WAIT,
         };
-        let mut server = echoloop::Server::bind(&options).unwrap();
+        // A self-pipe no signal writes to: the write end lives as long as the thread.
+        let (signals, _never) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut server = echoloop::Server::bind(&options, signals.into()).unwrap();
         let addr = server.local_addrs().next().unwrap();
         COUNTED.with(|c| c.set(true));
         // Proof that this thread's allocations are seen.

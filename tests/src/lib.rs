@@ -15,42 +15,23 @@ use std::time::{Duration, Instant};
 #[allow(unsafe_code)]
 pub mod sock;
 
-/// The `echoloop` binary, built once per test process with the same cargo and profile as
-/// the tests, so `cargo test --workspace` from a clean target directory finds it.
+/// The `echoloop` binary, built once per test process by escargot with the same cargo
+/// and profile as the tests, so `cargo test --workspace` from a clean target directory
+/// finds it.
 pub fn echoloop_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(build_bin).clone()
-}
-
-fn build_bin() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "build",
-        "-p",
-        "echoloop",
-        "--bin",
-        "echoloop",
-        "--message-format=json-render-diagnostics",
-    ]);
-    let exe = std::env::current_exe().unwrap_or_default();
-    if exe.components().any(|c| c.as_os_str() == "release") {
-        cmd.arg("--release");
-    }
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running cargo");
-    assert!(out.status.success(), "cargo build -p echoloop failed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let key = "\"executable\":\"";
-    let path = stdout
-        .lines()
-        .filter_map(|line| line.split_once(key).map(|(_, rest)| rest))
-        .filter_map(|rest| rest.split_once('"').map(|(path, _)| path))
-        .find(|path| path.ends_with("/echoloop"))
-        .expect("cargo did not report the echoloop executable");
-    PathBuf::from(path)
+    BIN.get_or_init(|| {
+        escargot::CargoBuild::new()
+            .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+            .package("echoloop")
+            .bin("echoloop")
+            .current_release()
+            .run()
+            .unwrap_or_else(|e| panic!("building the echoloop binary: {e}"))
+            .path()
+            .to_path_buf()
+    })
+    .clone()
 }
 
 /// The server processes a test body started, so that a timed-out test can kill them: its

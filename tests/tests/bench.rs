@@ -1,5 +1,6 @@
-//! `echoloop bench` against the real server, a server that corrupts one byte, and one
-//! that never answers.
+//! `echoloop bench` against the real server (busy and idle connections), a server that
+//! corrupts one byte, one that never answers, one that closes idle connections, and a
+//! descriptor limit too low for the connections asked for.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -17,14 +18,13 @@ fn bench(addr: SocketAddr, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A number in `echoloop bench --json`'s one object; `latency_us` fields by their name.
 fn field(json: &str, name: &str) -> f64 {
-    let key = format!("\"{name}\":");
-    let rest = json
-        .split_once(&key)
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    v.get(name)
+        .or_else(|| v["latency_us"].get(name))
+        .and_then(serde_json::Value::as_f64)
         .unwrap_or_else(|| panic!("{name} in {json}"))
-        .1;
-    let end = rest.find([',', '}']).unwrap();
-    rest[..end].parse().unwrap()
 }
 
 #[test]
@@ -133,5 +133,94 @@ fn a_silent_server_is_a_clear_error_in_bounded_time() {
         let out = bench(addr, &["--duration", "1"]);
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(stderr.contains("cannot connect"), "{stderr}");
+    });
+}
+
+#[test]
+fn idle_connections_are_held_beside_the_busy_ones_and_checked_open() {
+    with_timeout(Duration::from_secs(120), || {
+        let server = Server::start(&[]);
+        let out = bench(
+            server.addr,
+            &[
+                "--conns",
+                "4",
+                "--idle",
+                "60",
+                "--duration",
+                "1",
+                "--warmup",
+                "0.2",
+            ],
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(field(&stdout, "conns"), 4.0, "{stdout}");
+        assert_eq!(field(&stdout, "idle"), 60.0, "{stdout}");
+        assert_eq!(field(&stdout, "idle_open"), 60.0, "{stdout}");
+        assert_eq!(field(&stdout, "resets"), 0.0, "{stdout}");
+        assert_eq!(field(&stdout, "stalled"), 0.0, "{stdout}");
+        assert!(field(&stdout, "messages") > 0.0, "{stdout}");
+    });
+}
+
+#[test]
+fn idle_connections_the_server_closes_are_not_counted_open() {
+    with_timeout(Duration::from_secs(120), || {
+        // The server closes a connection silent for 1 s: every idle one, no busy one.
+        let server = Server::start(&["--idle-timeout", "1"]);
+        let out = bench(
+            server.addr,
+            &[
+                "--conns",
+                "2",
+                "--idle",
+                "10",
+                "--duration",
+                "2.5",
+                "--warmup",
+                "0",
+            ],
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(field(&stdout, "idle"), 10.0, "{stdout}");
+        assert_eq!(field(&stdout, "idle_open"), 0.0, "{stdout}");
+        assert_eq!(field(&stdout, "resets"), 10.0, "{stdout}");
+        assert_eq!(field(&stdout, "mismatches"), 0.0, "{stdout}");
+        assert!(field(&stdout, "messages") > 0.0, "{stdout}");
+    });
+}
+
+#[test]
+fn a_descriptor_limit_too_low_is_one_clear_line() {
+    with_timeout(Duration::from_secs(60), || {
+        // Nothing listens there: the limit is checked before any connect.
+        let bin = echoloop_bin();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n 100 && ulimit -Hn 100 && exec '{}' bench --connect 127.0.0.1:1 \
+                 --conns 150 --idle 50",
+                bin.display()
+            ))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("264 descriptors needed")
+                && stderr.contains("hard RLIMIT_NOFILE is 100"),
+            "{stderr}"
+        );
     });
 }

@@ -2,46 +2,85 @@
 //!
 //! Shared by the property test (`tests/model.rs`) and the fuzz target (`fuzz/`), so both
 //! check the same invariants. The model is the obvious, slow version of the rules: one
-//! `VecDeque` per connection, a sequence number for "least recently active", and explicit
-//! lists. After every step [`Model::apply`] checks that the server agrees with it: bytes echoed exactly once and in order, no
-//! queue over capacity, interest consistent with state, the same actions in the same
+//! `VecDeque` per connection, a count of the buffers held, a sequence number for "least
+//! recently active", and explicit lists. After every step [`Model::apply`] checks that the
+//! server agrees with it: bytes echoed exactly once and in order, no queue over the queue
+//! size, a buffer held exactly while bytes wait, interest consistent with state (no buffer
+//! free, no read interest for a connection without one), the same actions in the same
 //! order, the same stats. At the end it shuts the server down and checks that every
 //! connection closed and every byte of every gracefully closed connection came back.
 
 use std::collections::VecDeque;
 
 use echoloop_core::{
-    Action, CloseReason, Config, ConnId, Duration, Error, ErrorKind, Instant, Interest, Server,
+    Action, CloseReason, Config, ConnId, ConnSlot, Duration, Error, ErrorKind, Instant, Interest,
+    Parts, PartsRef, Server, Storage,
 };
 
-/// Connection capacity of the server under test: small, so the table fills often.
-pub const C: usize = 4;
-/// Queue size: small, so queues fill and wrap often.
-pub const Q: usize = 16;
-type S = Server<C, Q>;
+/// The storage of the server under test: three vectors, as a host would hold them.
+pub struct VecStorage {
+    slots: Vec<ConnSlot>,
+    free: Vec<u16>,
+    bytes: Vec<u8>,
+    queue_size: usize,
+}
+
+impl VecStorage {
+    /// Tables for `conns` connections sharing `buffers` buffers of `queue_size` bytes.
+    pub fn new(conns: usize, buffers: usize, queue_size: usize) -> Self {
+        VecStorage {
+            slots: vec![ConnSlot::EMPTY; conns],
+            free: vec![0; buffers],
+            bytes: vec![0; buffers * queue_size],
+            queue_size,
+        }
+    }
+}
+
+impl Storage for VecStorage {
+    fn parts(&mut self) -> Parts<'_> {
+        Parts {
+            slots: &mut self.slots,
+            free: &mut self.free,
+            bytes: &mut self.bytes,
+            queue_size: self.queue_size,
+        }
+    }
+    fn parts_ref(&self) -> PartsRef<'_> {
+        PartsRef {
+            slots: &self.slots,
+            free: &self.free,
+            bytes: &self.bytes,
+            queue_size: self.queue_size,
+        }
+    }
+}
+
+/// The sizes of the server under test.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Connections (the table's length).
+    pub conns: usize,
+    /// Buffers in the pool, at most `conns`.
+    pub buffers: usize,
+    /// Bytes per buffer.
+    pub queue: usize,
+}
 
 /// One event (or misuse) the driver reports; `pick` selects a known connection, open or not.
 #[derive(Clone, Debug)]
 pub enum Op {
     Accept,
-    /// Receive up to `len` bytes on the `pick`-th known connection.
+    /// Receive up to `len` bytes (0: a receive that finds nothing) on the `pick`-th known
+    /// connection.
     Read {
         pick: usize,
         len: usize,
-    },
-    /// Report `extra` bytes more than the lent slice holds.
-    ReadTooLong {
-        pick: usize,
-        extra: usize,
     },
     /// Send up to `len` bytes (a partial write when shorter than queued).
     Write {
         pick: usize,
         len: usize,
-    },
-    WriteTooLong {
-        pick: usize,
-        extra: usize,
     },
     Eof {
         pick: usize,
@@ -56,13 +95,24 @@ pub enum Op {
     Shutdown {
         grace: u64,
     },
+    Abort,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Open,
+    /// ShutdownWrite owed.
+    Announcing,
+    Draining,
     Closing(CloseReason),
     Closed(CloseReason),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Serving,
+    ShuttingDown(Instant),
+    Aborted,
 }
 
 #[derive(Debug)]
@@ -89,45 +139,55 @@ impl Conn {
 
 /// The server under test beside the model it must agree with.
 pub struct Model {
-    server: S,
+    server: Server<VecStorage>,
     cfg: Config,
+    sizes: Sizes,
     now: Instant,
     conns: Vec<Conn>,
     seq: u64,
     /// Conns whose actions are owed, in the order the core decided them.
-    closing: VecDeque<usize>,
-    shutdown_deadline: Option<Instant>,
+    pending: VecDeque<usize>,
+    /// Draining conns, in the order their ShutdownWrite was polled.
+    draining: Vec<usize>,
+    mode: Mode,
     accepted: u64,
     refused: u64,
     bytes_in: u64,
     bytes_out: u64,
     discarded: u64,
+    drained: u64,
+    peak_queue: usize,
     closed: Vec<CloseReason>,
 }
 
 impl Model {
-    /// A fresh server and model with `cfg`.
-    pub fn new(cfg: Config) -> Self {
+    /// A fresh server of `sizes` and model with `cfg`.
+    pub fn new(cfg: Config, sizes: Sizes) -> Self {
+        let storage = VecStorage::new(sizes.conns, sizes.buffers, sizes.queue);
+        let server = Server::new(cfg, storage).expect("sizes that fit");
+        assert_eq!(
+            (server.capacity(), server.buffers(), server.queue_size()),
+            (sizes.conns, sizes.buffers, sizes.queue)
+        );
         Model {
-            server: S::new(cfg),
+            server,
             cfg,
+            sizes,
             now: Instant::ZERO,
             conns: Vec::new(),
             seq: 0,
-            closing: VecDeque::new(),
-            shutdown_deadline: None,
+            pending: VecDeque::new(),
+            draining: Vec::new(),
+            mode: Mode::Serving,
             accepted: 0,
             refused: 0,
             bytes_in: 0,
             bytes_out: 0,
             discarded: 0,
+            drained: 0,
+            peak_queue: 0,
             closed: Vec::new(),
         }
-    }
-
-    /// Connections allowed at once: `max_conns` clamped to the compiled capacity.
-    fn cap(&self) -> usize {
-        self.cfg.max_conns.min(C)
     }
 
     fn held(&self) -> usize {
@@ -137,13 +197,31 @@ impl Model {
             .count()
     }
 
+    /// Buffers no connection holds: a buffer is held exactly while bytes are queued.
+    fn free_buffers(&self) -> usize {
+        let holding = self.conns.iter().filter(|c| !c.queue.is_empty()).count();
+        assert!(holding <= self.sizes.buffers);
+        self.sizes.buffers - holding
+    }
+
     fn interest(&self, c: &Conn) -> Interest {
-        if c.phase != Phase::Open {
-            return Interest::NONE;
-        }
-        Interest {
-            read: !c.eof && self.shutdown_deadline.is_none() && c.queue.len() < Q,
-            write: !c.queue.is_empty(),
+        let pool = self.free_buffers() > 0;
+        match c.phase {
+            Phase::Open => Interest {
+                read: !c.eof
+                    && self.mode == Mode::Serving
+                    && if c.queue.is_empty() {
+                        pool
+                    } else {
+                        c.queue.len() < self.sizes.queue
+                    },
+                write: !c.queue.is_empty(),
+            },
+            Phase::Draining => Interest {
+                read: pool,
+                write: false,
+            },
+            _ => Interest::NONE,
         }
     }
 
@@ -155,21 +233,33 @@ impl Model {
 
     fn start_closing(&mut self, i: usize, reason: CloseReason) {
         let c = &mut self.conns[i];
-        assert_eq!(c.phase, Phase::Open);
-        if !reason.is_graceful() {
-            self.discarded += c.queue.len() as u64;
-            c.queue.clear();
-        }
+        let reason = match (c.phase, reason) {
+            (Phase::Open, r) => r,
+            (Phase::Draining, r @ (CloseReason::Error(_) | CloseReason::Aborted)) => r,
+            (Phase::Draining, _) => CloseReason::Shutdown,
+            (phase, _) => panic!("closing a conn in {phase:?}"),
+        };
+        self.discarded += c.queue.len() as u64;
+        c.queue.clear();
         c.phase = Phase::Closing(reason);
-        self.closing.push_back(i);
+        self.draining.retain(|&j| j != i);
+        self.pending.push_back(i);
     }
 
-    /// Open conns, least recently active first.
+    fn announce(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        assert!(c.phase == Phase::Open && c.queue.is_empty() && !c.eof);
+        c.phase = Phase::Announcing;
+        self.pending.push_back(i);
+    }
+
+    /// Open conns, least recently active first, then draining ones as they began to drain.
     fn live_in_order(&self) -> Vec<usize> {
         let mut v: Vec<usize> = (0..self.conns.len())
             .filter(|&i| self.conns[i].phase == Phase::Open)
             .collect();
         v.sort_by_key(|&i| self.conns[i].seq);
+        v.extend(&self.draining);
         v
     }
 
@@ -179,13 +269,12 @@ impl Model {
         match op {
             Op::Accept => self.accept(),
             Op::Read { pick, len } if n > 0 => self.read(pick % n, len),
-            Op::ReadTooLong { pick, extra } if n > 0 => self.read_too_long(pick % n, extra),
             Op::Write { pick, len } if n > 0 => self.write(pick % n, len),
-            Op::WriteTooLong { pick, extra } if n > 0 => self.write_too_long(pick % n, extra),
             Op::Eof { pick } if n > 0 => self.eof(pick % n),
             Op::Fail { pick, kind } if n > 0 => self.fail(pick % n, kind),
             Op::Advance { ms } => self.advance(ms),
             Op::Shutdown { grace } => self.shutdown(grace),
+            Op::Abort => self.abort(),
             _ => {}
         }
         self.drain_actions();
@@ -194,10 +283,10 @@ impl Model {
 
     fn accept(&mut self) {
         let got = self.server.on_accepted(self.now);
-        if self.shutdown_deadline.is_some() {
+        if self.mode != Mode::Serving {
             assert_eq!(got, Err(Error::ShuttingDown));
             self.refused += 1;
-        } else if self.held() >= self.cap() {
+        } else if self.held() >= self.sizes.conns {
             assert_eq!(got, Err(Error::Full));
             self.refused += 1;
         } else {
@@ -222,74 +311,85 @@ impl Model {
         }
     }
 
+    /// What `recv_with` must refuse on conn `i`, if anything.
+    fn read_refusal(&self, i: usize) -> Option<Error> {
+        let c = &self.conns[i];
+        let no_buffer = c.queue.is_empty() && self.free_buffers() == 0;
+        match c.phase {
+            Phase::Closed(_) => Some(Error::UnknownConn),
+            Phase::Open if c.eof || self.mode != Mode::Serving => Some(Error::ReadClosed),
+            Phase::Open if c.queue.len() >= self.sizes.queue => Some(Error::QueueFull),
+            Phase::Open | Phase::Draining if no_buffer => Some(Error::NoBuffer),
+            Phase::Open | Phase::Draining => None,
+            _ => Some(Error::Closing),
+        }
+    }
+
     fn read(&mut self, i: usize, len: usize) {
         let id = self.conns[i].id;
         let want = self.interest(&self.conns[i]);
-        let buf = match self.server.read_buf(id) {
-            Ok(buf) => buf,
-            Err(e) => {
-                assert!(!want.read, "read_buf refused ({e}) a readable conn");
-                self.expect_refusal(i, e);
+        let refusal = self.read_refusal(i);
+        let draining = self.conns[i].phase == Phase::Draining;
+        let bytes: Vec<u8> = (0..len).map(|j| self.conns[i].next_byte(j)).collect();
+        let queued = self.conns[i].queue.len();
+        let q = self.sizes.queue;
+        let got = self.server.recv_with(self.now, id, |buf| {
+            assert!(
+                !buf.is_empty() && buf.len() <= q - queued,
+                "lent {}",
+                buf.len()
+            );
+            if queued == 0 {
+                assert_eq!(buf.len(), q, "an empty queue lends a whole buffer");
+            }
+            let k = buf.len().min(len);
+            buf[..k].copy_from_slice(&bytes[..k]);
+            (k, k)
+        });
+        let k = match (got, refusal) {
+            (Ok(k), None) => k,
+            (Err(e), Some(r)) => {
+                assert_eq!(e, r);
+                assert!(!want.read || e == Error::Closing, "{e} on a readable conn");
                 return;
             }
+            (got, refusal) => panic!("recv_with gave {got:?}, the model expects {refusal:?}"),
         };
-        assert!(want.read, "read_buf lent a buffer to an unreadable conn");
-        assert!(!buf.is_empty() && buf.len() <= Q - self.conns[i].queue.len());
-        let k = buf.len().min(len);
-        let bytes: Vec<u8> = (0..k).map(|j| self.conns[i].next_byte(j)).collect();
-        buf[..k].copy_from_slice(&bytes);
-        self.server
-            .on_read(self.now, id, k)
-            .expect("a read within the lent slice");
-        let c = &mut self.conns[i];
-        c.received.extend_from_slice(&bytes);
-        c.queue.extend(bytes.iter().copied());
-        self.bytes_in += k as u64;
-        self.touch(i);
-    }
-
-    fn read_too_long(&mut self, i: usize, extra: usize) {
-        let id = self.conns[i].id;
-        let before = self.server.queued(id);
-        let lent = self.server.read_buf(id).map(|b| b.len()).unwrap_or(0);
-        let got = self.server.on_read(self.now, id, lent + extra);
-        match self.conns[i].phase {
-            Phase::Open if self.conns[i].eof || self.shutdown_deadline.is_some() => {
-                assert_eq!(got, Err(Error::ReadClosed))
-            }
-            Phase::Open => assert_eq!(got, Err(Error::TooLong)),
-            Phase::Closing(_) => assert_eq!(got, Err(Error::Closing)),
-            Phase::Closed(_) => assert_eq!(got, Err(Error::UnknownConn)),
+        assert!(want.read, "recv_with lent a buffer to an unreadable conn");
+        if draining {
+            self.drained += k as u64;
+        } else {
+            let c = &mut self.conns[i];
+            c.received.extend_from_slice(&bytes[..k]);
+            c.queue.extend(bytes[..k].iter().copied());
+            self.bytes_in += k as u64;
+            self.peak_queue = self.peak_queue.max(c.queue.len());
         }
-        assert_eq!(
-            self.server.queued(id),
-            before,
-            "a refused read changes nothing"
-        );
+        if k > 0 && !draining {
+            self.touch(i);
+        }
     }
 
     fn write(&mut self, i: usize, len: usize) {
         let id = self.conns[i].id;
-        let buf = match self.server.write_buf(id) {
-            Ok(buf) => buf,
-            Err(e) => {
-                self.expect_refusal(i, e);
-                return;
-            }
+        let expected: Vec<u8> = self.conns[i].queue.iter().copied().collect();
+        let got = self.server.send_with(self.now, id, |buf| {
+            assert!(buf.len() <= expected.len());
+            assert_eq!(
+                buf,
+                &expected[..buf.len()],
+                "send_with lends the oldest bytes"
+            );
+            assert_eq!(buf.is_empty(), expected.is_empty());
+            let k = buf.len().min(len);
+            (k, buf[..k].to_vec())
+        });
+        let sent = match (got, self.conns[i].phase) {
+            (Ok(sent), Phase::Open | Phase::Draining) => sent,
+            (Err(e), Phase::Closed(_)) => return assert_eq!(e, Error::UnknownConn),
+            (got, phase) => panic!("send_with gave {got:?} in {phase:?}"),
         };
-        let c = &self.conns[i];
-        assert_eq!(c.phase, Phase::Open);
-        assert!(buf.len() <= c.queue.len());
-        assert!(
-            buf.iter().eq(c.queue.iter().take(buf.len())),
-            "write_buf lends the oldest bytes"
-        );
-        assert_eq!(buf.is_empty(), c.queue.is_empty());
-        let k = buf.len().min(len);
-        let sent = buf[..k].to_vec();
-        self.server
-            .on_written(self.now, id, k)
-            .expect("a write within the lent slice");
+        let k = sent.len();
         let c = &mut self.conns[i];
         c.echoed.extend_from_slice(&sent);
         c.queue.drain(..k);
@@ -299,26 +399,15 @@ impl Model {
             let c = &self.conns[i];
             if c.queue.is_empty() && c.eof {
                 self.start_closing(i, CloseReason::PeerClosed);
-            } else if c.queue.is_empty() && self.shutdown_deadline.is_some() {
-                self.start_closing(i, CloseReason::Shutdown);
+            } else if c.queue.is_empty() && self.mode != Mode::Serving {
+                self.announce(i);
             }
-        }
-    }
-
-    fn write_too_long(&mut self, i: usize, extra: usize) {
-        let id = self.conns[i].id;
-        let lent = self.server.write_buf(id).map(|b| b.len()).unwrap_or(0);
-        let got = self.server.on_written(self.now, id, lent + extra);
-        match self.conns[i].phase {
-            Phase::Open => assert_eq!(got, Err(Error::TooLong)),
-            Phase::Closing(_) => assert_eq!(got, Err(Error::Closing)),
-            Phase::Closed(_) => assert_eq!(got, Err(Error::UnknownConn)),
         }
     }
 
     fn eof(&mut self, i: usize) {
         let id = self.conns[i].id;
-        let got = self.server.on_read(self.now, id, 0);
+        let got = self.server.on_eof(self.now, id);
         match self.conns[i].phase {
             Phase::Open if self.conns[i].eof => assert_eq!(got, Err(Error::ReadClosed)),
             Phase::Open => {
@@ -329,32 +418,25 @@ impl Model {
                     self.start_closing(i, CloseReason::PeerClosed);
                 }
             }
-            Phase::Closing(_) => assert_eq!(got, Err(Error::Closing)),
+            Phase::Draining => {
+                got.expect("EOF on a draining conn");
+                self.start_closing(i, CloseReason::Shutdown);
+            }
             Phase::Closed(_) => assert_eq!(got, Err(Error::UnknownConn)),
+            phase => panic!("{phase:?} between ops"),
         }
     }
 
     fn fail(&mut self, i: usize, kind: ErrorKind) {
         let got = self.server.on_error(self.conns[i].id, kind);
         match self.conns[i].phase {
-            Phase::Open => {
-                got.expect("an error on an open conn");
+            Phase::Open | Phase::Draining => {
+                got.expect("an error on a live conn");
                 self.start_closing(i, CloseReason::Error(kind));
             }
-            Phase::Closing(_) => assert_eq!(got, Err(Error::Closing)),
             Phase::Closed(_) => assert_eq!(got, Err(Error::UnknownConn)),
+            phase => panic!("{phase:?} between ops"),
         }
-    }
-
-    fn expect_refusal(&self, i: usize, e: Error) {
-        let c = &self.conns[i];
-        let want = match c.phase {
-            Phase::Closed(_) => Error::UnknownConn,
-            Phase::Closing(_) => Error::Closing,
-            Phase::Open if c.eof || self.shutdown_deadline.is_some() => Error::ReadClosed,
-            Phase::Open => Error::QueueFull,
-        };
-        assert_eq!(e, want, "conn {i} in {:?}", c.phase);
     }
 
     fn advance(&mut self, ms: u64) {
@@ -362,12 +444,15 @@ impl Model {
         self.server.handle_timeout(self.now);
         if let Some(idle) = self.cfg.idle_timeout {
             for i in self.live_in_order() {
-                if self.conns[i].last_active.saturating_add(idle) <= self.now {
+                // Draining conns wait for their EOF or the shutdown deadline only.
+                if self.conns[i].phase == Phase::Open
+                    && self.conns[i].last_active.saturating_add(idle) <= self.now
+                {
                     self.start_closing(i, CloseReason::IdleTimeout);
                 }
             }
         }
-        if self.shutdown_deadline.is_some_and(|d| d <= self.now) {
+        if matches!(self.mode, Mode::ShuttingDown(d) if d <= self.now) {
             for i in self.live_in_order() {
                 self.start_closing(i, CloseReason::ShutdownTimeout);
             }
@@ -376,29 +461,41 @@ impl Model {
 
     fn shutdown(&mut self, grace: u64) {
         self.server.shutdown(self.now, Duration::from_millis(grace));
-        if self.shutdown_deadline.is_some() {
+        if self.mode != Mode::Serving {
             return;
         }
-        self.shutdown_deadline = Some(self.now.saturating_add(Duration::from_millis(grace)));
+        self.mode = Mode::ShuttingDown(self.now.saturating_add(Duration::from_millis(grace)));
         for i in self.live_in_order() {
             if self.conns[i].queue.is_empty() {
-                self.start_closing(i, CloseReason::Shutdown);
+                self.announce(i);
             }
         }
     }
 
+    fn abort(&mut self) {
+        self.server.abort();
+        self.mode = Mode::Aborted;
+        for i in self.live_in_order() {
+            self.start_closing(i, CloseReason::Aborted);
+        }
+    }
+
     fn drain_actions(&mut self) {
-        while let Some(i) = self.closing.pop_front() {
-            let Phase::Closing(reason) = self.conns[i].phase else {
-                unreachable!()
-            };
+        while let Some(i) = self.pending.pop_front() {
             let id = self.conns[i].id;
-            if reason.is_graceful() {
-                assert_eq!(self.server.poll_action(), Some(Action::ShutdownWrite(id)));
+            match self.conns[i].phase {
+                Phase::Announcing => {
+                    assert_eq!(self.server.poll_action(), Some(Action::ShutdownWrite(id)));
+                    self.conns[i].phase = Phase::Draining;
+                    self.draining.push(i);
+                }
+                Phase::Closing(reason) => {
+                    assert_eq!(self.server.poll_action(), Some(Action::Close(id, reason)));
+                    self.conns[i].phase = Phase::Closed(reason);
+                    self.closed.push(reason);
+                }
+                phase => panic!("{phase:?} pending"),
             }
-            assert_eq!(self.server.poll_action(), Some(Action::Close(id, reason)));
-            self.conns[i].phase = Phase::Closed(reason);
-            self.closed.push(reason);
         }
         assert_eq!(self.server.poll_action(), None);
     }
@@ -417,13 +514,13 @@ impl Model {
                 }
             }
             match c.phase {
-                Phase::Open => {
+                Phase::Open | Phase::Draining => {
                     assert_eq!(self.server.interest(c.id), Ok(self.interest(c)));
                     assert_eq!(self.server.queued(c.id), Ok(c.queue.len()));
-                    assert!(c.queue.len() <= Q);
+                    assert!(c.queue.len() <= self.sizes.queue);
                 }
-                Phase::Closing(_) => unreachable!("actions were drained"),
                 Phase::Closed(_) => assert_eq!(self.server.interest(c.id), Err(Error::UnknownConn)),
+                phase => panic!("{phase:?} after the actions were drained"),
             }
         }
         let listed: Vec<(ConnId, Interest)> = self.server.conns().collect();
@@ -434,17 +531,23 @@ impl Model {
             .collect();
         assert_eq!(
             listed, want,
-            "conns() lists open conns, least recently active first"
+            "conns() lists live conns, least recently active first"
         );
+        assert_eq!(self.server.free_buffers(), self.free_buffers());
         assert_eq!(
             self.server.listener_interest(),
-            self.shutdown_deadline.is_none() && self.held() < self.cap()
+            self.mode == Mode::Serving && self.held() < self.sizes.conns
         );
         let st = self.server.stats();
         assert_eq!((st.accepted, st.refused), (self.accepted, self.refused));
         assert_eq!(
-            (st.bytes_in, st.bytes_out, st.bytes_discarded),
-            (self.bytes_in, self.bytes_out, self.discarded)
+            (
+                st.bytes_in,
+                st.bytes_out,
+                st.bytes_discarded,
+                st.bytes_drained
+            ),
+            (self.bytes_in, self.bytes_out, self.discarded, self.drained)
         );
         assert_eq!(st.closed.total(), self.closed.len() as u64);
         let count =
@@ -466,19 +569,23 @@ impl Model {
             st.closed.shutdown_timeout,
             count(|r| *r == CloseReason::ShutdownTimeout)
         );
-        assert!(st.peak_queue <= Q);
-        assert!(st.peak_conns <= C);
-        let expected_timeout = self.expected_poll_timeout();
-        assert_eq!(self.server.poll_timeout(), expected_timeout);
+        assert_eq!(st.closed.aborted, count(|r| *r == CloseReason::Aborted));
+        assert_eq!(st.peak_queue, self.peak_queue);
+        assert!(st.peak_conns <= self.sizes.conns);
+        assert_eq!(self.server.poll_timeout(), self.expected_poll_timeout());
     }
 
     fn expected_poll_timeout(&self) -> Option<Instant> {
         let live = self.live_in_order();
-        let idle = match (live.first(), self.cfg.idle_timeout) {
+        let oldest_open = live.iter().find(|&&i| self.conns[i].phase == Phase::Open);
+        let idle = match (oldest_open, self.cfg.idle_timeout) {
             (Some(&i), Some(t)) => Some(self.conns[i].last_active.saturating_add(t)),
             _ => None,
         };
-        let grace = self.shutdown_deadline.filter(|_| !live.is_empty());
+        let grace = match self.mode {
+            Mode::ShuttingDown(d) if !live.is_empty() => Some(d),
+            _ => None,
+        };
         [idle, grace].into_iter().flatten().min()
     }
 
@@ -488,12 +595,16 @@ impl Model {
         self.apply(Op::Shutdown { grace: 1000 });
         for i in 0..self.conns.len() {
             while self.conns[i].phase == Phase::Open && !self.conns[i].queue.is_empty() {
-                self.apply(Op::Write { pick: i, len: Q });
+                self.apply(Op::Write {
+                    pick: i,
+                    len: self.sizes.queue,
+                });
             }
         }
         self.apply(Op::Advance { ms: 1000 });
         assert!(self.server.is_shut_down());
         assert_eq!(self.server.conn_count(), 0);
+        assert_eq!(self.server.free_buffers(), self.sizes.buffers);
         for c in &self.conns {
             let Phase::Closed(reason) = c.phase else {
                 panic!("conn left {:?}", c.phase)

@@ -1,15 +1,19 @@
 //! One load-generating connection: what it has sent, what came back, and what to do when
-//! `poll` says it is ready. The same code serves both modes: a ping-pong connection
-//! sends one message and waits for its whole echo; a streaming one keeps up to a window
-//! of bytes in flight.
+//! its readiness changes. The same code serves both modes: a ping-pong connection sends
+//! one message and waits for its whole echo; a streaming one keeps up to a window of bytes
+//! in flight. An idle connection is a ping-pong one with a quota of one message.
+//!
+//! Readiness is edge-triggered (`mio`), and a short `read` or `write` is taken as the end
+//! of what the socket had or could take (as tokio does on Linux), so a connection never
+//! makes the call that would only return `WouldBlock`: a ping-pong round trip costs one
+//! `write` and one `read`.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
+use mio::net::TcpStream;
+
 use super::histogram::Histogram;
-use super::os::{self, PollFd};
 use super::pattern::Pattern;
 use super::Mode;
 
@@ -50,6 +54,8 @@ pub struct Shape {
 pub struct Peer {
     stream: TcpStream,
     index: usize,
+    /// Ping-pong: stop after this many messages (an idle connection: one).
+    quota: Option<u64>,
     /// Where the current message (ping-pong) or the stream starts in the pattern.
     start: u64,
     /// Messages completed: seeds the next message's start.
@@ -57,6 +63,8 @@ pub struct Peer {
     /// Bytes written, and echoed back and checked, since `start`.
     sent: u64,
     echoed: u64,
+    /// The last `write` was short or would block: wait for a writable edge.
+    write_blocked: bool,
     /// Ping-pong: when the current message was first written.
     began: Instant,
     /// Stream: (end offset, time) of a few writes in flight, oldest first.
@@ -65,61 +73,70 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// A connection, `index` among them, ready to start.
-    pub fn new(stream: TcpStream, index: usize, pattern: &Pattern, now: Instant) -> Self {
+    /// A connection, `index` among them, ready to start; `quota` bounds its messages.
+    pub fn new(
+        stream: TcpStream,
+        index: usize,
+        quota: Option<u64>,
+        pattern: &Pattern,
+        now: Instant,
+    ) -> Self {
         Peer {
             stream,
             index,
+            quota,
             start: pattern.start(index, 0) as u64,
             seq: 0,
             sent: 0,
             echoed: 0,
+            write_blocked: false,
             began: now,
             marks: [(0, now); MARKS],
             marked: 0,
         }
     }
 
-    /// Its `poll` entry.
-    pub fn poll_fd(&self) -> PollFd {
-        os::poll_fd(self.stream.as_raw_fd())
+    /// The socket, to register with `mio`.
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
     }
 
-    /// What to wait for: always input (an echo, or an unexpected EOF), output while there
-    /// is something to write that did not fit.
-    pub fn interest(&self, shape: &Shape) -> i16 {
-        if self.wants_to_write(shape) {
-            os::READABLE | os::WRITABLE
-        } else {
-            os::READABLE
-        }
+    /// Whole messages echoed (ping-pong), or whether any echo came back at all (stream).
+    pub fn completed(&self) -> u64 {
+        self.seq.max(u64::from(self.echoed > 0))
     }
 
     fn wants_to_write(&self, shape: &Shape) -> bool {
+        if self.quota.is_some_and(|q| self.seq >= q) {
+            return false;
+        }
         match shape.mode {
             Mode::PingPong => self.sent < shape.size,
             Mode::Stream => self.sent - self.echoed < shape.window,
         }
     }
 
-    /// Serves what `poll` reported: reads and checks the echo, then writes what it may.
+    /// Serves a readiness event: reads and checks the echo, then writes what it may.
     pub fn on_ready(
         &mut self,
-        revents: i16,
+        event: &mio::event::Event,
         shape: &Shape,
         pattern: &Pattern,
         scratch: &mut [u8],
         tally: &mut Tally,
     ) -> Result<(), Fault> {
-        if revents & (os::READABLE | os::TROUBLE) != 0 {
+        if event.is_writable() {
+            self.write_blocked = false;
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.read(shape, pattern, scratch, tally)?;
         }
         self.write(shape, pattern)
     }
 
-    /// Writes until the socket or the mode says stop; `WouldBlock` waits for `poll`.
+    /// Writes until the socket or the mode says stop.
     pub fn write(&mut self, shape: &Shape, pattern: &Pattern) -> Result<(), Fault> {
-        while self.wants_to_write(shape) {
+        while !self.write_blocked && self.wants_to_write(shape) {
             let limit = match shape.mode {
                 Mode::PingPong => shape.size - self.sent,
                 Mode::Stream => shape.size.min(shape.window - (self.sent - self.echoed)),
@@ -130,8 +147,10 @@ impl Peer {
                 Ok(n) => {
                     self.sent += n as u64;
                     self.mark(shape);
+                    // A short write: the send buffer is full; its edge says when not.
+                    self.write_blocked = n < bytes.len();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_blocked = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(Fault::Reset),
             }
@@ -149,8 +168,9 @@ impl Peer {
         }
     }
 
-    /// One `read` of at most what is in flight (at least one byte, to see an EOF or bytes
-    /// nobody sent), checked against the pattern.
+    /// Reads and checks until the socket is drained (a short read) or nothing more is due.
+    /// Each `read` asks for at most what is in flight, and at least one byte, so that an
+    /// EOF or bytes nobody sent are seen.
     fn read(
         &mut self,
         shape: &Shape,
@@ -158,32 +178,33 @@ impl Peer {
         scratch: &mut [u8],
         tally: &mut Tally,
     ) -> Result<(), Fault> {
-        let want = (self.sent - self.echoed).clamp(1, scratch.len() as u64) as usize;
-        let buf = scratch.get_mut(..want).unwrap_or_default();
-        let n = match self.stream.read(buf) {
-            Ok(0) => return Err(Fault::Reset),
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
+        loop {
+            let want = (self.sent - self.echoed).clamp(1, scratch.len() as u64) as usize;
+            let buf = scratch.get_mut(..want).unwrap_or_default();
+            let n = match self.stream.read(buf) {
+                Ok(0) => return Err(Fault::Reset),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(_) => return Err(Fault::Reset),
+            };
+            let got = buf.get(..n).unwrap_or_default();
+            if self.echoed + n as u64 > self.sent || !pattern.matches(self.start + self.echoed, got)
             {
-                return Ok(())
+                return Err(Fault::Mismatch);
             }
-            Err(_) => return Err(Fault::Reset),
-        };
-        let got = buf.get(..n).unwrap_or_default();
-        if self.echoed + n as u64 > self.sent || !pattern.matches(self.start + self.echoed, got) {
-            return Err(Fault::Mismatch);
+            self.echoed += n as u64;
+            tally.bytes += n as u64;
+            match shape.mode {
+                Mode::PingPong => self.maybe_next_message(shape, pattern, tally),
+                Mode::Stream => self.stream_progress(tally),
+            }
+            // Short: drained. Full with nothing more in flight: nothing more is due, and
+            // anything unasked arrives as a new edge or ahead of the next echo.
+            if n < want || self.sent == self.echoed {
+                return Ok(());
+            }
         }
-        self.echoed += n as u64;
-        tally.bytes += n as u64;
-        match shape.mode {
-            Mode::PingPong => self.maybe_next_message(shape, pattern, tally),
-            Mode::Stream => self.stream_progress(tally),
-        }
-        Ok(())
     }
 
     /// Ping-pong: a whole echo is a round trip; the next message starts elsewhere.
@@ -217,5 +238,11 @@ impl Peer {
         }
         self.marks.copy_within(done..self.marked, 0);
         self.marked -= done;
+    }
+
+    /// An idle connection at the end of the run: still open, nothing unasked pending.
+    pub fn still_open(&self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!((&self.stream).read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }

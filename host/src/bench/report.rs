@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use super::Mode;
 
 /// The measured window's results.
@@ -10,8 +12,13 @@ use super::Mode;
 pub struct Report {
     /// Ping-pong or stream.
     pub mode: Mode,
-    /// Connections that were opened.
+    /// Busy connections that were opened.
     pub conns: usize,
+    /// Idle connections that were opened beside them.
+    pub idle: usize,
+    /// Idle connections that echoed their message and were still open, and had received
+    /// nothing unasked, at the end.
+    pub idle_open: usize,
     /// Message (or write) size in bytes.
     pub size: usize,
     /// Length of the measured window.
@@ -39,6 +46,9 @@ pub struct Report {
     pub resets: u64,
     /// Connections whose echo differed from what was sent.
     pub mismatches: u64,
+    /// Busy connections, neither reset nor mismatched, that completed no round trip in the
+    /// whole run: the server never served them (e.g. left them in its listen backlog).
+    pub stalled: u64,
     /// CPU time (user + system) the load generator used in the window.
     pub cpu: Duration,
 }
@@ -75,40 +85,71 @@ impl Report {
 
     /// One JSON object on one line.
     pub fn to_json(&self) -> String {
-        let mode = match self.mode {
-            Mode::PingPong => "pingpong",
-            Mode::Stream => "stream",
+        let json = Json {
+            mode: match self.mode {
+                Mode::PingPong => "pingpong",
+                Mode::Stream => "stream",
+            },
+            conns: self.conns,
+            idle: self.idle,
+            idle_open: self.idle_open,
+            size: self.size,
+            seconds: self.elapsed.as_secs_f64(),
+            messages: self.messages,
+            bytes: self.bytes,
+            warmup_messages: self.warmup_messages,
+            messages_per_sec: self.messages_per_sec(),
+            mb_per_sec: self.mb_per_sec(),
+            latency_us: Latency {
+                p50: micros(self.p50),
+                p99: micros(self.p99),
+                p999: micros(self.p999),
+                max: micros(self.max),
+                samples: self.samples,
+            },
+            connect_failures: self.connect_failures,
+            resets: self.resets,
+            mismatches: self.mismatches,
+            stalled: self.stalled,
+            cpu_seconds: self.cpu.as_secs_f64(),
+            cpu_percent: self.cpu_percent(),
         };
-        format!(
-            concat!(
-                "{{\"mode\":\"{}\",\"conns\":{},\"size\":{},\"seconds\":{:.3},",
-                "\"messages\":{},\"bytes\":{},\"warmup_messages\":{},\"messages_per_sec\":{:.1},\"mb_per_sec\":{:.3},",
-                "\"latency_us\":{{\"p50\":{:.1},\"p99\":{:.1},\"p999\":{:.1},\"max\":{:.1},",
-                "\"samples\":{}}},",
-                "\"connect_failures\":{},\"resets\":{},\"mismatches\":{},",
-                "\"cpu_seconds\":{:.3},\"cpu_percent\":{:.1}}}"
-            ),
-            mode,
-            self.conns,
-            self.size,
-            self.elapsed.as_secs_f64(),
-            self.messages,
-            self.bytes,
-            self.warmup_messages,
-            self.messages_per_sec(),
-            self.mb_per_sec(),
-            micros(self.p50),
-            micros(self.p99),
-            micros(self.p999),
-            micros(self.max),
-            self.samples,
-            self.connect_failures,
-            self.resets,
-            self.mismatches,
-            self.cpu.as_secs_f64(),
-            self.cpu_percent(),
-        )
+        // Serialising plain numbers and strings cannot fail; an empty object never shows.
+        serde_json::to_string(&json).unwrap_or_else(|_| "{}".into())
     }
+}
+
+/// The JSON object, field for field (scripts read these names: bench/compare.py).
+#[derive(Serialize)]
+struct Json {
+    mode: &'static str,
+    conns: usize,
+    idle: usize,
+    idle_open: usize,
+    size: usize,
+    seconds: f64,
+    messages: u64,
+    bytes: u64,
+    warmup_messages: u64,
+    messages_per_sec: f64,
+    mb_per_sec: f64,
+    latency_us: Latency,
+    connect_failures: u64,
+    resets: u64,
+    mismatches: u64,
+    stalled: u64,
+    cpu_seconds: f64,
+    cpu_percent: f64,
+}
+
+/// Round-trip latency percentiles in microseconds.
+#[derive(Serialize)]
+struct Latency {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+    samples: u64,
 }
 
 impl fmt::Display for Report {
@@ -141,9 +182,16 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  errors:     {} connect failures, {} resets, {} mismatches",
-            self.connect_failures, self.resets, self.mismatches
+            "  errors:     {} connect failures, {} resets, {} mismatches, {} stalled",
+            self.connect_failures, self.resets, self.mismatches, self.stalled
         )?;
+        if self.idle > 0 {
+            writeln!(
+                f,
+                "  idle:       {} of {} idle connections still open at the end",
+                self.idle_open, self.idle
+            )?;
+        }
         write!(
             f,
             "  bench CPU:  {:.2} s ({:.0} % of one CPU)",
@@ -162,6 +210,8 @@ mod tests {
         let r = Report {
             mode: Mode::Stream,
             conns: 2,
+            idle: 3,
+            idle_open: 2,
             size: 10,
             elapsed: Duration::from_secs(2),
             messages: 100,
@@ -175,14 +225,23 @@ mod tests {
             connect_failures: 0,
             resets: 1,
             mismatches: 0,
+            stalled: 4,
             cpu: Duration::from_millis(500),
         };
         let json = r.to_json();
-        assert!(json.starts_with("{\"mode\":\"stream\""), "{json}");
-        assert!(json.contains("\"messages_per_sec\":50.0"), "{json}");
-        assert!(json.contains("\"p99\":9.0"), "{json}");
-        assert!(json.contains("\"cpu_percent\":25.0"), "{json}");
-        assert!(!json.contains('\n'));
-        assert_eq!(json.matches('{').count(), json.matches('}').count());
+        assert!(!json.contains('\n'), "{json}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["mode"], "stream");
+        assert_eq!(v["conns"], 2);
+        assert_eq!(v["idle"], 3);
+        assert_eq!(v["idle_open"], 2);
+        assert_eq!(v["messages_per_sec"], 50.0);
+        assert_eq!(v["mb_per_sec"], 0.0005);
+        assert_eq!(v["latency_us"]["p99"], 9.0);
+        assert_eq!(v["latency_us"]["samples"], 100);
+        assert_eq!(v["resets"], 1);
+        assert_eq!(v["stalled"], 4);
+        assert_eq!(v["cpu_percent"], 25.0);
+        assert_eq!(v["seconds"], 2.0);
     }
 }

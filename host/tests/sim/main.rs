@@ -1,7 +1,8 @@
 //! Deterministic simulation of the host loop: the real `echoloop::Server` (select loop and
 //! core) runs against a simulated operating system (`world.rs`) whose readiness, short
-//! reads and writes, `EAGAIN`, `EINTR`, resets, descriptor exhaustion, descriptors beyond
-//! `FD_SETSIZE` and clock jumps are all drawn from one seed. No real socket is opened.
+//! reads and writes, `EAGAIN`, `EINTR`, resets, descriptor exhaustion, descriptors far
+//! beyond `FD_SETSIZE` (up to 20,000, served like any other) and clock jumps are all drawn
+//! from one seed. No real socket is opened.
 //!
 //! Every peer checks every byte it gets back; the fake itself checks the loop's use of
 //! descriptors (no closed fd in a set, none leaked, no send after shutdown). A failure

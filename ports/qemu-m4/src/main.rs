@@ -17,7 +17,7 @@ use core::mem::size_of;
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug::{self, ExitStatus};
 use defmt_semihosting as _;
-use echoloop_core::{Config as CoreConfig, Duration as CoreDuration, Server};
+use echoloop_core::{Config as CoreConfig, Duration as CoreDuration, Server, StaticStorage};
 use echoloop_smoltcp::{time::to_core, Config, Driver, StaticLoopback};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::Medium;
@@ -28,7 +28,7 @@ use static_cell::ConstStaticCell;
 
 use client::{Client, Failure};
 use clock::Clock;
-use sizes::{CLIENTS, CONNS, MTU, PACKETS, QUEUE, SERVER_SOCKETS, SOCKETS, TCP_BUFFER};
+use sizes::{BUFFERS, CLIENTS, CONNS, MTU, PACKETS, QUEUE, SERVER_SOCKETS, SOCKETS, TCP_BUFFER};
 
 const PORT: u16 = 8090;
 const ADDRESS: IpAddress = IpAddress::v4(127, 0, 0, 1);
@@ -42,16 +42,15 @@ const MAX_ROUNDS: u32 = 1_000_000;
 
 const CORE_CONFIG: CoreConfig = CoreConfig {
     idle_timeout: Some(CoreDuration::from_secs(10)),
-    max_conns: CONNS,
 };
 
-type EchoServer = Server<CONNS, QUEUE>;
+type EchoServer = Server<StaticStorage<CONNS, BUFFERS, QUEUE>>;
 /// A socket's receive and send buffers.
 type Buffers = [[u8; TCP_BUFFER]; 2];
 
 // The statics are taken once, at start, as `&'static mut`: no `static mut`, no unsafe,
 // and the memory is all in `.bss`/`.data` where `size` counts it.
-static SERVER: ConstStaticCell<EchoServer> = ConstStaticCell::new(Server::new(CORE_CONFIG));
+static SERVER: ConstStaticCell<EchoServer> = ConstStaticCell::new(Server::new_static(CORE_CONFIG));
 static DEVICE: ConstStaticCell<StaticLoopback<PACKETS, MTU>> =
     ConstStaticCell::new(StaticLoopback::new(Medium::Ip));
 static SOCKET_STORAGE: ConstStaticCell<[SocketStorage<'static>; SOCKETS]> =
@@ -94,11 +93,12 @@ impl From<Failure> for Fail {
 
 fn run() -> Result<(), Fail> {
     defmt::info!(
-        "echoloop on Cortex-M4: {} connections x {} B queue, server core {} B, driver {} B",
+        "echoloop on Cortex-M4: {} connections, {} buffers x {} B, server core {} B, driver {} B",
         CONNS,
+        BUFFERS,
         QUEUE,
         size_of::<EchoServer>(),
-        size_of::<Driver<SERVER_SOCKETS, CONNS>>()
+        size_of::<Driver<SERVER_SOCKETS>>()
     );
     let mut clock = Clock::new();
     let server = SERVER.take();
@@ -117,7 +117,7 @@ fn run() -> Result<(), Fail> {
         .take()
         .each_mut()
         .map(|b| add_socket(&mut sockets, b));
-    let mut driver = Driver::<SERVER_SOCKETS, CONNS>::new(Config::new(PORT), server_handles);
+    let mut driver = Driver::<SERVER_SOCKETS>::new(Config::new(PORT), server_handles);
 
     // Listen before the first SYN arrives: smoltcp resets a SYN nobody listens for.
     driver.poll(clock.now(), server, &mut sockets);
@@ -152,7 +152,11 @@ fn run() -> Result<(), Fail> {
             server.shutdown(to_core(now), CoreDuration::from_secs(1));
             shutting_down = true;
         }
-        if shutting_down && server.is_shut_down() && driver.is_idle() && driver.listening() == 0 {
+        if shutting_down
+            && server.is_shut_down()
+            && driver.is_idle(&sockets)
+            && driver.listening() == 0
+        {
             defmt::info!("shut down: {}", server.stats());
             return Ok(());
         }
@@ -220,7 +224,9 @@ fn check_stats(server: &EchoServer, waves: usize) -> Result<(), Fail> {
         && stats.bytes_in == total
         && stats.bytes_out == total
         && stats.bytes_discarded == 0
-        && stats.peak_queue <= QUEUE;
+        && stats.peak_queue <= QUEUE
+        && stats.peak_conns == CLIENTS
+        && server.free_buffers() == BUFFERS;
     if ok {
         Ok(())
     } else {

@@ -1,16 +1,27 @@
 //! Every size the firmware's memory depends on, in one place. All of it is static: the
 //! firmware has no heap, and `size` on the ELF is its whole footprint (plus the stack).
 
-/// Connections the echo server serves at once: the core's `MAX_CONNS`.
+/// Connections the echo server serves at once: the core's table.
+#[cfg(not(feature = "pool"))]
 pub const CONNS: usize = 4;
-/// Bytes each connection's echo queue holds: the core's `QUEUE`. Smaller than a message
+/// With `pool`: eight connections at once...
+#[cfg(feature = "pool")]
+pub const CONNS: usize = 8;
+/// Buffers in the core's pool: one per connection, so none ever waits for one.
+#[cfg(not(feature = "pool"))]
+pub const BUFFERS: usize = CONNS;
+/// ...sharing four buffers: a connection without one waits (no read interest) until
+/// another's queue drains.
+#[cfg(feature = "pool")]
+pub const BUFFERS: usize = 4;
+/// Bytes each buffer (so each connection's echo queue) holds: the core's `QUEUE`. Smaller than a message
 /// of the script, so the queues wrap and the core applies backpressure.
 pub const QUEUE: usize = 256;
 /// The server's TCP sockets: one per connection, plus spares that finish a closing
 /// handshake while a fresh socket already listens for the slot it freed.
 pub const SERVER_SOCKETS: usize = CONNS + 2;
-/// Client connections, all open at once.
-pub const CLIENTS: usize = 4;
+/// Client connections, all open at once: one per connection of the server.
+pub const CLIENTS: usize = CONNS;
 /// Each TCP socket's receive buffer, and its send buffer.
 pub const TCP_BUFFER: usize = 1024;
 /// Packets the loopback device holds in flight.

@@ -1,6 +1,6 @@
 //! The driver: a pool of smoltcp TCP sockets serving the core's connections.
 
-use echoloop_core::{Action, ConnId, Duration, Error, ErrorKind, Instant, Server};
+use echoloop_core::{Action, ConnId, Duration, Error, ErrorKind, Instant, Server, Storage};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, RecvError, State};
 use smoltcp::socket::AnySocket;
@@ -19,8 +19,8 @@ const ROUNDS: usize = 4;
 pub struct Config {
     /// The TCP port to listen on. Not 0: smoltcp cannot listen on it.
     pub port: u16,
-    /// How long a gracefully closed socket may take to finish its FIN handshake before it
-    /// is aborted and reused: a peer that never acknowledges must not keep it forever.
+    /// How long a closing socket may wait for its peer (smoltcp's `set_timeout`, set when
+    /// the driver sends a FIN): a peer that never acknowledges must not keep it forever.
     pub close_timeout: Duration,
 }
 
@@ -68,11 +68,8 @@ enum Role {
     Idle,
     /// Listening, or in the middle of the handshake of the next connection.
     Listening,
-    /// Serving a connection of the core.
+    /// Serving a connection of the core (draining included: the core decides that).
     Conn(ConnId),
-    /// Closed at this instant: finishing its FIN handshake, or sending the RST of an
-    /// abort, before it may listen again.
-    Draining(Instant),
 }
 
 /// One socket of the pool.
@@ -82,30 +79,28 @@ struct Entry {
     role: Role,
 }
 
-/// Serves an [`echoloop_core::Server`] of `CONNS` connections from a pool of `SOCKETS`
-/// smoltcp TCP sockets.
+/// Serves an [`echoloop_core::Server`] from a pool of `SOCKETS` smoltcp TCP sockets.
 ///
-/// `SOCKETS` may exceed `CONNS`: a socket closed gracefully finishes its FIN handshake
-/// before it listens again, and the spare sockets keep a listener ready for each free slot
-/// of the core meanwhile. With `SOCKETS == CONNS` a new connection may be refused by
-/// smoltcp (a RST) until the handshake is over.
+/// `SOCKETS` may exceed the server's capacity: a closed socket finishes its FIN handshake
+/// (or sends its RST) before it listens again, and the spare sockets keep a listener ready
+/// for each free slot of the core meanwhile. With as many sockets as connections a new
+/// connection may be refused by smoltcp (a RST) until the handshake is over.
 ///
 /// The driver holds only handles and roles; the sockets and their buffers stay in the
 /// application's [`SocketSet`], and the server stays the application's too, so it can read
 /// its [`Stats`](echoloop_core::Stats) or call [`Server::shutdown`].
 ///
 /// Sockets are found by a linear search of the set rather than with `SocketSet::get_mut`,
-/// which panics on a handle it does not hold: socket sets are small, and a socket removed
-/// behind the driver's back becomes a hung-up connection, not a crash.
+/// which panics on a handle it does not hold, and connections by a linear search of the
+/// pool: both are small, and a socket removed behind the driver's back becomes a hung-up
+/// connection, not a crash.
 #[derive(Debug)]
-pub struct Driver<const SOCKETS: usize, const CONNS: usize> {
+pub struct Driver<const SOCKETS: usize> {
     config: Config,
     pool: [Entry; SOCKETS],
-    /// The pool entry serving each core slot, indexed by [`ConnId::index`].
-    by_conn: [Option<usize>; CONNS],
 }
 
-impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
+impl<const SOCKETS: usize> Driver<SOCKETS> {
     /// A driver for the TCP sockets `handles` of the application's socket set. They should
     /// be closed; the first [`poll`](Self::poll) makes them listen.
     pub fn new(config: Config, handles: [SocketHandle; SOCKETS]) -> Self {
@@ -115,7 +110,6 @@ impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
                 handle,
                 role: Role::Idle,
             }),
-            by_conn: [None; CONNS],
         }
     }
 
@@ -126,12 +120,12 @@ impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
 
     /// One round of serving: accept the connections smoltcp established, move bytes both
     /// ways, report peer FINs and resets, let the core expire idle connections, carry out
-    /// its actions, recycle the sockets whose close is over, and keep one
-    /// socket listening per free slot. Call it after every `Interface::poll`.
-    pub fn poll<const QUEUE: usize>(
+    /// its actions, and keep one socket listening per free slot (on sockets whose close
+    /// smoltcp has finished). Call it after every `Interface::poll`.
+    pub fn poll<S: Storage>(
         &mut self,
         now: NetInstant,
-        server: &mut Server<CONNS, QUEUE>,
+        server: &mut Server<S>,
         sockets: &mut SocketSet<'_>,
     ) -> Polled {
         let now = time::to_core(now);
@@ -139,28 +133,16 @@ impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
         self.accept(now, server, sockets, &mut polled);
         self.serve(now, server, sockets, &mut polled);
         server.handle_timeout(now);
-        self.carry_out(now, server, sockets, &mut polled);
-        self.recycle(now, sockets);
+        self.carry_out(server, sockets, &mut polled);
         self.listen(server, sockets);
         polled
     }
 
     /// When [`poll`](Self::poll) must run again at the latest, smoltcp aside: the core's
-    /// next deadline or the end of a closing handshake. `None`: only on network activity.
-    pub fn poll_at<const QUEUE: usize>(&self, server: &Server<CONNS, QUEUE>) -> Option<NetInstant> {
-        let drained = self
-            .pool
-            .iter()
-            .filter_map(|e| match e.role {
-                Role::Draining(since) => Some(since.saturating_add(self.config.close_timeout)),
-                _ => None,
-            })
-            .min();
-        let deadline = match (drained, server.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        deadline.map(time::to_smoltcp)
+    /// next deadline. `None`: only on network activity (smoltcp's own `poll_at` covers its
+    /// sockets' closes).
+    pub fn poll_at<S: Storage>(&self, server: &Server<S>) -> Option<NetInstant> {
+        server.poll_timeout().map(time::to_smoltcp)
     }
 
     /// The socket serving connection `id`, if it is open.
@@ -183,36 +165,40 @@ impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
         self.count(|r| r == Role::Listening)
     }
 
-    /// Sockets finishing a close: a FIN handshake, or sending the RST of an abort.
-    pub fn draining(&self) -> usize {
-        self.count(|r| matches!(r, Role::Draining(_)))
+    /// Sockets no longer serving a connection whose close smoltcp has not finished: a FIN
+    /// handshake, or the RST of an abort still to go out.
+    pub fn closing(&self, sockets: &SocketSet<'_>) -> usize {
+        self.pool
+            .iter()
+            .filter(|e| e.role == Role::Idle)
+            .filter(|e| find_socket(sockets, e.handle).is_some_and(|s| !closed(s)))
+            .count()
     }
 
     /// True when no socket serves a connection or finishes closing one: after
     /// [`Server::is_shut_down`], the moment the application may stop polling.
-    pub fn is_idle(&self) -> bool {
-        self.count(|r| matches!(r, Role::Conn(_) | Role::Draining(_))) == 0
+    pub fn is_idle(&self, sockets: &SocketSet<'_>) -> bool {
+        self.count(|r| matches!(r, Role::Conn(_))) == 0 && self.closing(sockets) == 0
     }
 
     fn count(&self, f: impl Fn(Role) -> bool) -> usize {
         self.pool.iter().filter(|e| f(e.role)).count()
     }
 
-    /// The pool index serving `id`, checked against the id's generation.
+    /// The pool index serving `id` (generation included).
     fn entry_of(&self, id: ConnId) -> Option<usize> {
-        let k = (*self.by_conn.get(id.index())?)?;
-        (self.pool.get(k)?.role == Role::Conn(id)).then_some(k)
+        self.pool.iter().position(|e| e.role == Role::Conn(id))
     }
 
     /// Hands the connections smoltcp established on listening sockets to the core.
-    fn accept<const Q: usize>(
+    fn accept<S: Storage>(
         &mut self,
         now: Instant,
-        server: &mut Server<CONNS, Q>,
+        server: &mut Server<S>,
         sockets: &mut SocketSet<'_>,
         polled: &mut Polled,
     ) {
-        for (k, entry) in self.pool.iter_mut().enumerate() {
+        for entry in &mut self.pool {
             if entry.role != Role::Listening {
                 continue;
             }
@@ -226,31 +212,28 @@ impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
                 State::Established | State::CloseWait => match server.on_accepted(now) {
                     Ok(id) => {
                         entry.role = Role::Conn(id);
-                        if let Some(slot) = self.by_conn.get_mut(id.index()) {
-                            *slot = Some(k);
-                        }
                         polled.accepted += 1;
                     }
                     Err(_) => {
                         socket.abort();
-                        entry.role = Role::Draining(now);
+                        entry.role = Role::Idle;
                         polled.refused += 1;
                     }
                 },
                 // The handshake failed (smoltcp usually returns to Listen by itself).
                 _ => {
                     socket.abort();
-                    entry.role = Role::Draining(now);
+                    entry.role = Role::Idle;
                 }
             }
         }
     }
 
     /// Moves bytes on every connection and reports what smoltcp saw happen to it.
-    fn serve<const Q: usize>(
+    fn serve<S: Storage>(
         &mut self,
         now: Instant,
-        server: &mut Server<CONNS, Q>,
+        server: &mut Server<S>,
         sockets: &mut SocketSet<'_>,
         polled: &mut Polled,
     ) {
@@ -266,85 +249,45 @@ impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
         }
     }
 
-    /// Carries out the core's actions: FIN for a write-side shutdown; for a close, finish
-    /// the handshake if the close is graceful, otherwise abort (a RST).
-    fn carry_out<const Q: usize>(
+    /// Carries out the core's actions: a FIN for a write-side shutdown (the core keeps
+    /// the connection to drain it); for a close, a FIN if the close is graceful, else an
+    /// abort. A closing socket gets smoltcp's timeout so that a silent peer cannot pin it;
+    /// [`listen`](Self::listen) reuses it once smoltcp is done with it.
+    fn carry_out<S: Storage>(
         &mut self,
-        now: Instant,
-        server: &mut Server<CONNS, Q>,
+        server: &mut Server<S>,
         sockets: &mut SocketSet<'_>,
         polled: &mut Polled,
     ) {
+        let timeout = time::to_smoltcp_duration(self.config.close_timeout);
         while let Some(action) = server.poll_action() {
             let (id, close) = match action {
                 Action::ShutdownWrite(id) => (id, None),
                 Action::Close(id, reason) => (id, Some(reason)),
             };
-            let Some(k) = self.entry_of(id) else {
-                continue;
-            };
-            let Some(entry) = self.pool.get_mut(k) else {
+            let Some(entry) = self.entry_of(id).and_then(|k| self.pool.get_mut(k)) else {
                 continue;
             };
             let socket = tcp_socket(sockets, entry.handle);
-            let Some(reason) = close else {
-                if let Some(socket) = socket {
-                    socket.close();
+            if let Some(socket) = socket {
+                socket.set_timeout(Some(timeout));
+                match close {
+                    Some(reason) if !reason.is_graceful() => socket.abort(),
+                    _ => socket.close(),
                 }
-                continue;
-            };
-            if let Some(slot) = self.by_conn.get_mut(id.index()) {
-                *slot = None;
             }
-            polled.closed += 1;
-            entry.role = match socket {
-                Some(socket) => {
-                    if reason.is_graceful() {
-                        socket.close();
-                    } else {
-                        socket.abort();
-                    }
-                    Role::Draining(now)
-                }
-                None => Role::Idle,
-            };
-        }
-    }
-
-    /// Returns sockets whose closing is over (or overdue) to the idle pool.
-    fn recycle(&mut self, now: Instant, sockets: &mut SocketSet<'_>) {
-        for entry in &mut self.pool {
-            let Role::Draining(since) = entry.role else {
-                continue;
-            };
-            let overdue = now.saturating_since(since) >= self.config.close_timeout;
-            let mut socket = tcp_socket(sockets, entry.handle);
-            if let Some(socket) = socket.as_deref_mut() {
-                // After a shutdown the peer may still be sending: nobody will echo it now,
-                // but leaving it unread would close the window and the peer could never
-                // send its FIN. Read and drop it, as the FIN we sent announced.
-                let _ = socket.recv(|bytes| (bytes.len(), ()));
+            if close.is_some() {
+                entry.role = Role::Idle;
+                polled.closed += 1;
             }
-            match socket {
-                Some(socket) if closed(socket) => {}
-                Some(_) if !overdue => continue,
-                // Overdue and still talking: abort, and give the RST one poll to go out.
-                Some(socket) if socket.state() != State::Closed => {
-                    socket.abort();
-                    continue;
-                }
-                // Overdue and the RST could not go out: listening again resets the socket.
-                Some(_) | None => {}
-            }
-            entry.role = Role::Idle;
         }
     }
 
     /// Keeps exactly one socket listening per free slot of the core: more would accept
     /// connections the core must refuse, fewer would refuse ones it could serve.
-    fn listen<const Q: usize>(&mut self, server: &Server<CONNS, Q>, sockets: &mut SocketSet<'_>) {
+    fn listen<S: Storage>(&mut self, server: &Server<S>, sockets: &mut SocketSet<'_>) {
         let wanted = if server.listener_interest() {
-            server.max_conns().saturating_sub(server.conn_count())
+            server.capacity().saturating_sub(server.conn_count())
         } else {
             0
         };
@@ -357,7 +300,10 @@ impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
                 continue;
             };
             if listening < wanted && entry.role == Role::Idle {
-                if socket.listen(self.config.port).is_ok() {
+                // listen() fails on a socket smoltcp has not finished closing: next poll.
+                if closed(socket) && socket.listen(self.config.port).is_ok() {
+                    // An open connection may be idle for as long as the core allows.
+                    socket.set_timeout(None);
                     entry.role = Role::Listening;
                     listening += 1;
                 }
@@ -376,16 +322,22 @@ impl<const SOCKETS: usize, const CONNS: usize> Driver<SOCKETS, CONNS> {
 
 /// Serves one connection: checks the socket is still connected, then sends and receives
 /// until nothing moves or the round budget is spent.
-fn serve_conn<const C: usize, const Q: usize>(
+fn serve_conn<S: Storage>(
     now: Instant,
-    server: &mut Server<C, Q>,
+    server: &mut Server<S>,
     id: ConnId,
     socket: &mut tcp::Socket<'_>,
     polled: &mut Polled,
 ) -> Result<(), Error> {
     match socket.state() {
-        // CloseWait: the peer's FIN arrived; its data may still be in the socket.
-        State::Established | State::CloseWait => {}
+        // CloseWait: the peer's FIN arrived; its data may still be in the socket. FinWait:
+        // the core shut down the write side and drains what the peer still sends.
+        State::Established
+        | State::CloseWait
+        | State::FinWait1
+        | State::FinWait2
+        | State::Closing
+        | State::TimeWait => {}
         // smoltcp goes to Closed on a RST (and on its own timeouts, which look the same).
         State::Closed => return server.on_error(id, ErrorKind::Reset),
         // We only close a socket after the core's Close, so anything else is a surprise.
@@ -404,43 +356,45 @@ fn serve_conn<const C: usize, const Q: usize>(
 }
 
 /// Sends the core's queued bytes straight from its queue into the socket's send buffer.
-fn send<const C: usize, const Q: usize>(
+fn send<S: Storage>(
     now: Instant,
-    server: &mut Server<C, Q>,
+    server: &mut Server<S>,
     id: ConnId,
     socket: &mut tcp::Socket<'_>,
 ) -> Result<usize, Error> {
     if !server.interest(id)?.write || !socket.can_send() {
         return Ok(0);
     }
-    match socket.send_slice(server.write_buf(id)?) {
-        Ok(n) => {
-            server.on_written(now, id, n)?;
-            Ok(n)
-        }
+    match server.send_with(now, id, |queued| match socket.send_slice(queued) {
+        Ok(n) => (n, Ok(n)),
+        Err(e) => (0, Err(e)),
+    })? {
+        Ok(n) => Ok(n),
         // can_send() vouched for the state, so the connection is gone.
         Err(_) => server.on_error(id, ErrorKind::Other).map(|()| 0),
     }
 }
 
-/// Receives straight into the core's queue; reports the peer's FIN as EOF once the socket
-/// holds no more data. Returns the bytes received.
-fn receive<const C: usize, const Q: usize>(
+/// Receives straight into the core's queue (or, for a draining connection, into a buffer
+/// the core discards); reports the peer's FIN as EOF once the socket holds no more data.
+/// Returns the bytes received.
+fn receive<S: Storage>(
     now: Instant,
-    server: &mut Server<C, Q>,
+    server: &mut Server<S>,
     id: ConnId,
     socket: &mut tcp::Socket<'_>,
 ) -> Result<usize, Error> {
     if !server.interest(id)?.read {
         return Ok(0);
     }
-    match socket.recv_slice(server.read_buf(id)?) {
-        // The lent buffer is never empty, so 0 means "nothing yet", not EOF: the core must
-        // not hear it, it would take it for EOF.
-        Ok(0) => Ok(0),
-        Ok(n) => server.on_read(now, id, n).map(|()| n),
+    match server.recv_with(now, id, |buf| match socket.recv_slice(buf) {
+        Ok(n) => (n, Ok(n)),
+        Err(e) => (0, Err(e)),
+    })? {
+        // 0 means "nothing yet" in smoltcp, and a commit of 0 is only that to the core.
+        Ok(n) => Ok(n),
         // smoltcp says Finished only once the FIN arrived and every byte was received.
-        Err(RecvError::Finished) => server.on_read(now, id, 0).map(|()| 0),
+        Err(RecvError::Finished) => server.on_eof(now, id).map(|()| 0),
         Err(RecvError::InvalidState) => server.on_error(id, ErrorKind::HangUp).map(|()| 0),
     }
 }
@@ -456,6 +410,17 @@ fn closed(socket: &tcp::Socket<'_>) -> bool {
         State::TimeWait => true,
         _ => false,
     }
+}
+
+/// The TCP socket `handle` of the set, to read.
+fn find_socket<'s, 'a>(
+    sockets: &'s SocketSet<'a>,
+    handle: SocketHandle,
+) -> Option<&'s tcp::Socket<'a>> {
+    sockets
+        .iter()
+        .find(|(h, _)| *h == handle)
+        .and_then(|(_, socket)| tcp::Socket::downcast(socket))
 }
 
 /// The TCP socket `handle` of the set, if the set holds one.

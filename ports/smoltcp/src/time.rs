@@ -4,8 +4,8 @@
 //! saturate instead of overflowing: smoltcp's `Instant::from_millis` multiplies by 1000
 //! unchecked, so a far-future deadline of the core must be clamped before it gets there.
 
-use echoloop_core::Instant;
-use smoltcp::time::Instant as NetInstant;
+use echoloop_core::{Duration, Instant};
+use smoltcp::time::{Duration as NetDuration, Instant as NetInstant};
 
 /// The latest instant, in whole milliseconds, that smoltcp can represent.
 const NET_MAX_MILLIS: i64 = i64::MAX / 1000;
@@ -21,6 +21,12 @@ pub fn to_smoltcp(t: Instant) -> NetInstant {
     NetInstant::from_millis(millis)
 }
 
+/// The core's duration as smoltcp's (both unsigned; smoltcp's counts microseconds),
+/// saturating.
+pub fn to_smoltcp_duration(d: Duration) -> NetDuration {
+    NetDuration::from_micros(d.as_millis().saturating_mul(1000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,6 +36,18 @@ mod tests {
         let t = NetInstant::from_millis(123_456);
         assert_eq!(to_core(t), Instant::from_millis(123_456));
         assert_eq!(to_smoltcp(to_core(t)), t);
+    }
+
+    #[test]
+    fn durations_convert_and_saturate() {
+        assert_eq!(
+            to_smoltcp_duration(Duration::from_secs(10)),
+            NetDuration::from_secs(10)
+        );
+        assert_eq!(
+            to_smoltcp_duration(Duration::from_millis(u64::MAX)).total_micros(),
+            u64::MAX
+        );
     }
 
     #[test]

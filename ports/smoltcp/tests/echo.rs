@@ -51,7 +51,7 @@ fn echoes_the_seed_messages_one_at_a_time() {
     );
     client.close_when_sent = true;
     net.run(&mut [&mut client], 2_000, all_echoed_and_finished);
-    net.run(&mut [&mut client], 2_000, |n, _| n.driver.is_idle());
+    net.run(&mut [&mut client], 2_000, |n, _| n.idle_sockets());
 
     let stats = net.server.stats();
     assert_eq!(stats.accepted, 1);
@@ -74,7 +74,7 @@ fn many_connections_at_once<D: smoltcp::phy::Device>(device: D) {
         .collect();
     let mut refs: Vec<&mut Client> = clients.iter_mut().collect();
     net.run(&mut refs, 60_000, all_echoed_and_finished);
-    net.run(&mut refs, 2_000, |n, _| n.driver.is_idle());
+    net.run(&mut refs, 2_000, |n, _| n.idle_sockets());
 
     let total: usize = clients.iter().map(|c| c.data.len()).sum();
     let stats = net.server.stats();
@@ -96,6 +96,44 @@ fn many_connections_at_once_over_smoltcps_loopback() {
 #[test]
 fn many_connections_at_once_over_the_static_loopback() {
     many_connections_at_once(StaticLoopback::<16, 1500>::new(Medium::Ip));
+}
+
+/// Eight connections at once on a pool of four buffers: a connection without one waits
+/// (no read interest) until another's queue drains, and every byte still comes back.
+#[test]
+fn eight_connections_share_four_buffers() {
+    let mut net =
+        Net::<Loopback, 10, 8, 64>::with_buffers(Loopback::new(Medium::Ip), CoreConfig::new(), 4);
+    let mut clients: Vec<Client> = (0..8u8)
+        .map(|i| {
+            let mut c = net.connect(&pattern(i, 2000 + 301 * usize::from(i)));
+            c.close_when_sent = true;
+            c
+        })
+        .collect();
+    let mut refs: Vec<&mut Client> = clients.iter_mut().collect();
+    let mut least_free = usize::MAX;
+    net.run(&mut refs, 60_000, |n, c| {
+        least_free = least_free.min(n.server.free_buffers());
+        all_echoed_and_finished(n, c)
+    });
+    net.run(&mut refs, 2_000, |n, _| n.idle_sockets());
+    for c in &clients {
+        assert_eq!(c.echoed, c.data);
+    }
+    let total: usize = clients.iter().map(|c| c.data.len()).sum();
+    let stats = net.server.stats();
+    assert_eq!(stats.peak_conns, 8, "served at the same time");
+    assert_eq!(stats.closed.peer_closed, 8);
+    assert_eq!(
+        (stats.bytes_in, stats.bytes_out),
+        (total as u64, total as u64)
+    );
+    assert_eq!(
+        least_free, 0,
+        "the pool ran dry, so some connections waited"
+    );
+    assert_eq!(net.server.free_buffers(), 4);
 }
 
 #[test]
@@ -163,7 +201,6 @@ fn a_full_table_listens_no_more_until_a_slot_frees() {
 fn idle_connections_are_aborted() {
     let config = CoreConfig {
         idle_timeout: Some(CoreDuration::from_secs(2)),
-        ..CoreConfig::new()
     };
     let mut net = Net::<Loopback, 1, 1, 64>::new(config);
     let mut client = net.connect(b"x");
@@ -181,27 +218,31 @@ fn idle_connections_are_aborted() {
 }
 
 #[test]
-fn shutdown_flushes_closes_and_stops_listening() {
+fn shutdown_delivers_then_drains_until_the_peers_fin() {
     let mut net = Net::<Loopback, 3, 2, 64>::new(CoreConfig::new());
     let mut client = net.connect(&pattern(3, 5000));
     // Shut down in mid-stream: bytes queued in the core, more still coming.
     net.run(&mut [&mut client], 2_000, |_, c| c[0].echoed.len() >= 100);
     let now = echoloop_smoltcp::time::to_core(net.now);
     net.server.shutdown(now, CoreDuration::from_secs(5));
-    net.run(&mut [&mut client], 5_000, |n, c| {
-        n.server.is_shut_down() && c[0].fin
-    });
+    // The echo of what came before the shutdown, then the server's FIN.
+    net.run(&mut [&mut client], 5_000, |_, c| c[0].fin);
     assert_prefix(&client);
     assert_eq!(net.driver.listening(), 0);
-    // The server closed first: its socket waits for the client's FIN.
-    assert_eq!(net.driver.draining(), 1);
-    net.socket(client.handle).close();
-    net.run(&mut [&mut client], 2_000, |n, _| n.driver.is_idle());
+    // The core still drains the connection: the client may keep sending.
+    assert_eq!(net.server.conn_count(), 1);
+    assert!(!net.server.is_shut_down());
+    client.close_when_sent = true;
+    net.run(&mut [&mut client], 5_000, |n, _| {
+        n.server.is_shut_down() && n.idle_sockets()
+    });
     assert_eq!(net.driver.listening(), 0, "no listener after a shutdown");
-    // Echoed what was received before the shutdown; what came later was not read.
     let stats = net.server.stats();
     assert_eq!(stats.bytes_out, stats.bytes_in);
     assert_eq!(client.echoed.len() as u64, stats.bytes_out);
+    // Every byte the client sent was either echoed or drained after the shutdown.
+    assert_eq!(stats.bytes_in + stats.bytes_drained, client.sent as u64);
+    assert!(stats.bytes_drained > 0, "the client kept sending");
     assert_eq!(stats.closed.shutdown, 1);
 }
 
@@ -227,13 +268,19 @@ fn a_close_handshake_that_never_ends_is_aborted() {
     let mut net = Net::<_, 2, 2, 64>::with_device(device, CoreConfig::new());
     let mut client = net.connect(b"bye");
     client.close_when_sent = true;
-    net.run(&mut [&mut client], 2_000, |n, _| n.driver.draining() == 1);
+    net.run(&mut [&mut client], 2_000, |n, _| {
+        n.driver.closing(&n.sockets) == 1
+    });
     // The network goes silent: the server's FIN is never acknowledged.
     net.device.set_drop_chance(100);
     net.idle(1_000);
-    assert_eq!(net.driver.draining(), 1, "still waiting for the peer");
+    assert_eq!(
+        net.driver.closing(&net.sockets),
+        1,
+        "still waiting for the peer"
+    );
     let timeout = net.driver.config().close_timeout.as_millis();
-    net.run(&mut [], timeout, |n, _| n.driver.is_idle());
+    net.run(&mut [], timeout, |n, _| n.idle_sockets());
     assert_eq!(net.driver.listening(), 2);
 }
 

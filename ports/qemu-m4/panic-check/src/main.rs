@@ -19,18 +19,21 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use echoloop_core::io::{self, PumpError};
 use echoloop_core::{
-    Action, CloseReason, Config, ConnId, Duration, Error, ErrorKind, Instant, Interest, Queue,
-    Server, Stats,
+    footprint, Action, CloseReason, Config, ConnId, ConnSlot, Duration, Error, ErrorKind, Instant,
+    Interest, Server, SliceStorage, StaticStorage, Stats, Storage,
 };
 use panic_never as _;
 
 const CONNS: usize = 4;
 const QUEUE: usize = 64;
+/// Fewer buffers than connections, so the pool runs dry.
+type Echo = Server<StaticStorage<CONNS, 2, QUEUE>>;
 
 #[entry]
 fn main() -> ! {
     let ok = black_box(server_lifecycle())
-        & black_box(queue())
+        & black_box(slice_storage())
+        & black_box(draining_and_abort())
         & black_box(time_and_vocabulary())
         & black_box(pump())
         & black_box(formatting());
@@ -49,18 +52,20 @@ fn now(ms: u64) -> Instant {
 }
 
 /// Every event, query and action of [`Server`], through accept, echo, EOF, errors, idle
-/// timeout and shutdown.
+/// timeout, the pool running dry, reclaiming and shutdown.
 fn server_lifecycle() -> bool {
     let config = Config {
         idle_timeout: Some(Duration::from_millis(black_box(500))),
-        max_conns: black_box(3),
     };
-    let mut server = Server::<CONNS, QUEUE>::new(black_box(config));
+    let mut server = Echo::new_static(black_box(config));
     let _ = Config::default();
-    let mut ok = server.config().max_conns == 3 && server.max_conns() == 3;
+    let mut ok = server.config().idle_timeout.is_some()
+        && server.capacity() == CONNS
+        && server.buffers() == 2
+        && server.queue_size() == QUEUE;
     let mut ids: [Option<ConnId>; CONNS + 1] = [None; CONNS + 1];
     for slot in ids.iter_mut() {
-        ok &= server.listener_interest() || server.conn_count() == 3;
+        ok &= server.listener_interest() || server.conn_count() == CONNS;
         *slot = server.on_accepted(now(1)).ok();
     }
     server.on_refused();
@@ -69,25 +74,24 @@ fn server_lifecycle() -> bool {
         let id = *id;
         // Received: as many bytes as a hidden length says, perhaps more than lent.
         let n = black_box(k * 17 + 5);
-        if let Ok(buf) = server.read_buf(id) {
+        let _ = server.recv_with(now(2), id, |buf| {
             for (i, byte) in buf.iter_mut().enumerate().take(n) {
                 *byte = black_box(i as u8);
             }
-        }
-        let _ = server.on_read(now(2), id, n);
-        let _ = server.on_read(now(2), id, black_box(usize::MAX));
-        ok &= server.interest(id).map(|i| i.write).unwrap_or(false) || n > QUEUE;
+            (black_box(n), ())
+        });
+        let _ = server.recv_with(now(2), id, |buf| (black_box(usize::MAX), buf.len()));
+        ok &= server.interest(id).map(|i| i.write).unwrap_or(false) || server.free_buffers() == 0;
         let queued = server.queued(id).unwrap_or(0);
         // Sent: part of it, then a length longer than lent.
-        let len = server.write_buf(id).map(<[u8]>::len).unwrap_or(0);
-        let _ = server.on_written(now(3), id, black_box(len / 2));
-        let _ = server.on_written(now(3), id, black_box(len + 1));
+        let _ = server.send_with(now(3), id, |b| (black_box(b.len() / 2), ()));
+        let _ = server.send_with(now(3), id, |b| (black_box(b.len() + 1), ()));
         ok &= server.queued(id).unwrap_or(0) <= queued;
         for (conn, interest) in server.conns() {
             ok &= conn.index() < CONNS && (interest != Interest::NONE || !interest.read);
         }
         match black_box(k) {
-            0 => ok &= server.on_read(now(4), id, 0).is_ok(),
+            0 => ok &= server.on_eof(now(4), id).is_ok(),
             1 => ok &= server.on_error(id, black_box(ErrorKind::Reset)).is_ok(),
             _ => {}
         }
@@ -98,6 +102,9 @@ fn server_lifecycle() -> bool {
             }
         }
     }
+    for range in server.reclaimable(black_box(1)) {
+        ok &= range.end <= 2 * QUEUE;
+    }
     ok &= server.poll_timeout().is_some();
     server.handle_timeout(now(black_box(10_000)));
     while server.poll_action().is_some() {
@@ -107,6 +114,7 @@ fn server_lifecycle() -> bool {
     if let Some(id) = stale {
         ok &= server.interest(id) == Err(Error::UnknownConn);
         ok &= server.on_error(id, ErrorKind::Other).is_err();
+        ok &= server.on_eof(now(1), id).is_err();
     }
     let _ = server.on_accepted(now(10_001));
     server.shutdown(now(10_002), Duration::from_secs(black_box(1)));
@@ -118,28 +126,55 @@ fn server_lifecycle() -> bool {
     }
     let stats: &Stats = server.stats();
     ok &= server.is_shut_down() && stats.closed.total() == stats.accepted;
+    ok &= core::mem::size_of::<Echo>() <= footprint(CONNS, 2, QUEUE);
     ok && black_box(actions) > 0
 }
 
-/// Every method of the queue the core lends, wrapping around its end.
-fn queue() -> bool {
-    let mut q = Queue::<8>::default();
-    let mut ok = q.is_empty() && !q.is_full() && q.free_len() == Queue::<8>::CAPACITY;
-    for round in 0..black_box(5usize) {
-        let want = black_box(round + 3);
-        let free = q.free_mut();
-        let n = want.min(free.len());
-        for byte in free.iter_mut().take(n) {
-            *byte = round as u8;
-        }
-        ok &= q.commit(n).is_ok();
-        ok &= q.commit(black_box(usize::MAX)).is_err();
-        let sent = q.queued().len() / 2;
-        ok &= q.consume(sent).is_ok() && q.consume(black_box(9)).is_err();
-        ok &= q.len() <= 8;
-    }
-    q.clear();
-    ok && Queue::<8>::new().is_empty() && q.is_empty()
+/// A server in borrowed slices of hidden sizes: refused or made, never a panic.
+fn slice_storage() -> bool {
+    let mut slots = [ConnSlot::EMPTY; 3];
+    let mut free = [0u16; 3];
+    let mut bytes = [0u8; 96];
+    let conns = black_box(3);
+    let buffers = black_box(2);
+    let queue = black_box(48);
+    let (Some(slots), Some(free)) = (slots.get_mut(..conns), free.get_mut(..buffers)) else {
+        return false;
+    };
+    let _ = SliceStorage::new(&mut [], &mut [], &mut [], black_box(0));
+    let Ok(mut storage) = SliceStorage::new(slots, free, &mut bytes, queue) else {
+        return false;
+    };
+    let mut ok = storage.parts().slots.len() == 3 && storage.parts_ref().queue_size == 48;
+    let Ok(mut server) = Server::new(Config::new(), storage) else {
+        return false;
+    };
+    let Ok(id) = server.on_accepted(now(0)) else {
+        return false;
+    };
+    let _ = server.recv_with(now(0), id, |b| (black_box(b.len()), ()));
+    ok &= server.queued(id) == Ok(48) && server.storage().parts_ref().bytes.len() == 96;
+    ok
+}
+
+/// The lifecycle the core now owns: draining after a shutdown, and abort.
+fn draining_and_abort() -> bool {
+    let mut server = Echo::new_static(Config::new());
+    let a = server.on_accepted(now(0));
+    let b = server.on_accepted(now(0));
+    let (Ok(a), Ok(b)) = (a, b) else {
+        return false;
+    };
+    let _ = server.recv_with(now(1), b, |buf| (black_box(buf.len().min(3)), ()));
+    server.shutdown(now(2), Duration::from_millis(black_box(100)));
+    let mut ok = server.poll_action() == Some(Action::ShutdownWrite(a));
+    let _ = server.recv_with(now(3), a, |buf| (black_box(buf.len()), ()));
+    ok &= server.stats().bytes_drained > 0;
+    ok &= server.on_eof(now(4), a).is_ok();
+    ok &= server.poll_action() == Some(Action::Close(a, CloseReason::Shutdown));
+    server.abort();
+    ok &= server.poll_action() == Some(Action::Close(b, CloseReason::Aborted));
+    ok && server.is_shut_down() && server.free_buffers() == 2
 }
 
 /// Time arithmetic at its limits, and the small vocabulary types.
@@ -158,6 +193,7 @@ fn time_and_vocabulary() -> bool {
         CloseReason::IdleTimeout,
         CloseReason::Shutdown,
         CloseReason::ShutdownTimeout,
+        CloseReason::Aborted,
     ];
     let graceful = reasons.iter().filter(|r| r.is_graceful()).count();
     ok &= black_box(graceful) == 2;
@@ -221,7 +257,7 @@ impl embedded_io::WriteReady for Socket {
 
 /// The `embedded-io` pump, to EOF and past it.
 fn pump() -> bool {
-    let mut server = Server::<CONNS, QUEUE>::new(Config::new());
+    let mut server = Echo::new_static(Config::new());
     let Ok(id) = server.on_accepted(now(0)) else {
         return false;
     };
@@ -268,7 +304,7 @@ impl fmt::Write for Sink {
 /// whose `assert_eq!` of its two slices' lengths the optimizer cannot remove: a panicking
 /// branch of the standard library, not of the core. Checked by building with them in.
 fn formatting() -> bool {
-    let mut server = Server::<CONNS, QUEUE>::new(Config::new());
+    let mut server = Echo::new_static(Config::new());
     let id = server.on_accepted(now(0));
     let mut sink = Sink(0);
     let _ = write!(
@@ -277,7 +313,7 @@ fn formatting() -> bool {
         id,
         server.config(),
         CloseReason::Error(black_box(ErrorKind::TimedOut)),
-        black_box(Error::QueueFull),
+        black_box(Error::NoBuffer),
         now(5),
         Duration::from_millis(black_box(3)),
         ErrorKind::Other,
@@ -292,7 +328,12 @@ fn formatting() -> bool {
             Action::Close(id, CloseReason::IdleTimeout)
         );
     }
-    let _ = write!(sink, "{:?}", Queue::<4>::new());
+    let _ = write!(
+        sink,
+        "{} {:?}",
+        black_box(echoloop_core::StorageError::NoBuffers),
+        ConnSlot::EMPTY
+    );
     #[cfg(feature = "canary")]
     let _ = write!(sink, "{:?}", server.stats());
     sink.0 > 0

@@ -1,7 +1,7 @@
 //! A whole network in one process: an interface on a loopback device, the echo server's
 //! sockets driven by the driver, and client sockets, all on 127.0.0.1 with a mock clock.
 
-use echoloop_core::{Config as CoreConfig, Server};
+use echoloop_core::{Config as CoreConfig, ConnSlot, Server, SliceStorage};
 use echoloop_smoltcp::{Config, Driver, Polled};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, Loopback, Medium};
@@ -19,8 +19,8 @@ pub struct Net<D: Device, const SOCKETS: usize, const CONNS: usize, const QUEUE:
     pub device: D,
     pub iface: Interface,
     pub sockets: SocketSet<'static>,
-    pub server: Server<CONNS, QUEUE>,
-    pub driver: Driver<SOCKETS, CONNS>,
+    pub server: Server<SliceStorage<'static>>,
+    pub driver: Driver<SOCKETS>,
     next_port: u16,
 }
 
@@ -43,7 +43,12 @@ impl<const S: usize, const C: usize, const Q: usize> Net<Loopback, S, C, Q> {
 }
 
 impl<D: Device, const S: usize, const C: usize, const Q: usize> Net<D, S, C, Q> {
-    pub fn with_device(mut device: D, config: CoreConfig) -> Self {
+    pub fn with_device(device: D, config: CoreConfig) -> Self {
+        Self::with_buffers(device, config, C)
+    }
+
+    /// A server of `C` connections sharing `buffers` buffers of `Q` bytes.
+    pub fn with_buffers(mut device: D, config: CoreConfig, buffers: usize) -> Self {
         let now = Instant::ZERO;
         let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut device, now);
         iface.update_ip_addrs(|addrs| {
@@ -58,10 +63,15 @@ impl<D: Device, const S: usize, const C: usize, const Q: usize> Net<D, S, C, Q> 
             device,
             iface,
             sockets,
-            server: Server::new(config),
+            server: Server::new(config, storage(C, buffers, Q)).unwrap(),
             driver: Driver::new(Config::new(PORT), handles),
             next_port: 49152,
         }
+    }
+
+    /// Every socket of the driver is idle: none serves or is closing a connection.
+    pub fn idle_sockets(&self) -> bool {
+        self.driver.is_idle(&self.sockets)
     }
 
     /// Opens a client connection that will send `data`.
@@ -181,4 +191,12 @@ pub fn assert_prefix(client: &Client) {
             client.echoed[i], client.data[i]
         );
     }
+}
+
+/// Tables for a test server, leaked: they live as long as the test process.
+fn storage(conns: usize, buffers: usize, queue: usize) -> SliceStorage<'static> {
+    let slots = Vec::leak(vec![ConnSlot::EMPTY; conns]);
+    let free = Vec::leak(vec![0u16; buffers]);
+    let bytes = Vec::leak(vec![0u8; buffers * queue]);
+    SliceStorage::new(slots, free, bytes, queue).unwrap()
 }

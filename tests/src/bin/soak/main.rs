@@ -63,8 +63,8 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unknown flag {flag}; flags: --duration SECS --conns N --threads N --rate PER_SEC --seed N")),
         }
     }
-    // select(2) serves fds below 1024 and this build 1000 connections at most; closing
-    // ones still hold a slot for a moment, so stay a little below.
+    // This build serves 1000 connections at most; closing ones still hold a slot for a
+    // moment, so stay a little below.
     if args.conns == 0 || args.conns > 990 {
         return Err("--conns must be 1 to 990".into());
     }

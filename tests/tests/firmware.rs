@@ -1,0 +1,321 @@
+//! The Cortex-M4 firmware serves the host: `ports/qemu-m4/serve` boots it under QEMU with
+//! its emulated LAN9118 on QEMU's user network, and the host's own tools (`echoloop
+//! client`, `echoloop bench`) and raw sockets talk to it through 127.0.0.1.
+//!
+//! They need `qemu-system-arm`, the thumbv7em-none-eabihf target and `defmt-print` (the
+//! firmware's log tells them its slot count), so `cargo test --workspace` skips them and
+//! `.ci/ports.sh` runs them (`cargo test -p echoloop-tests --test firmware -- --ignored`),
+//! where a firmware that does not work fails them.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use echoloop_tests::sock::set_linger_zero;
+use echoloop_tests::{
+    connect, echo_stream, echo_stream_on, echoloop_bin, roundtrip, with_timeout, Rng, Server,
+};
+
+fn qemu_m4_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ports/qemu-m4")
+}
+
+/// Builds the firmware once per test process, so that `serve`'s own build is a no-op and
+/// its start-up fits the harness's wait for the `listening on` line.
+fn build_firmware() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new("cargo")
+            .current_dir(qemu_m4_dir())
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "echoloop-qemu-m4-server",
+            ])
+            .status()
+            .expect("running cargo for the firmware");
+        assert!(status.success(), "the firmware did not build");
+    });
+}
+
+/// A port of 127.0.0.1 nobody listens on just now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The firmware under QEMU, through `serve`: QEMU takes over the script's PID, so the
+/// harness's kill stops it.
+fn boot() -> Server {
+    build_firmware();
+    let mut cmd = Command::new(qemu_m4_dir().join("serve"));
+    cmd.arg(free_port().to_string());
+    Server::spawn(cmd, 1)
+}
+
+/// The firmware's connection slots, from its start-up log line `echo: N connections x ...`.
+fn slots(server: &Server) -> usize {
+    assert!(
+        server.wait_for_log("connections x", Duration::from_secs(10)),
+        "no start-up line in the firmware's log (is defmt-print installed?):\n{}",
+        server.stderr()
+    );
+    let log = server.stderr();
+    let line = log.lines().find(|l| l.contains("connections x")).unwrap();
+    let n = line
+        .split("echo: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the slot count from {line:?}"));
+    assert!(
+        n >= 2,
+        "these tests need 2 slots or more, the firmware has {n}"
+    );
+    n
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(echoloop_bin())
+        .args(args)
+        .output()
+        .expect("running echoloop")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn the_seeds_client_gets_every_message_back() {
+    with_timeout(Duration::from_secs(180), || {
+        let fw = boot();
+        let addr = fw.addr.to_string();
+        let out = run(&["client", "--connect", &addr, "--timeout", "30"]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "client failed: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            stdout.matches("echo matches (58 bytes)").count(),
+            2,
+            "{stdout}"
+        );
+    });
+}
+
+/// `echoloop bench` against every slot at once; it checks each echoed byte and exits 0
+/// only if all matched.
+fn bench(mode: &'static str, size: &'static str) {
+    with_timeout(Duration::from_secs(180), move || {
+        let fw = boot();
+        let conns = slots(&fw).to_string();
+        let addr = fw.addr.to_string();
+        let out = run(&[
+            "bench",
+            "--connect",
+            &addr,
+            "--mode",
+            mode,
+            "--conns",
+            &conns,
+            "--size",
+            size,
+            "--duration",
+            "3",
+            "--warmup",
+            "1",
+            "--timeout",
+            "10",
+        ]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "bench failed: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains("0 connect failures, 0 resets, 0 mismatches"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("throughput: 0 messages/s"), "{stdout}");
+    });
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn bench_pingpong_on_every_slot_checks_every_byte() {
+    bench("pingpong", "64");
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn bench_stream_on_every_slot_checks_every_byte() {
+    bench("stream", "16384");
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn half_close_gets_the_whole_echo_then_eof() {
+    with_timeout(Duration::from_secs(180), || {
+        let fw = boot();
+        // Larger than the core's queue and the socket buffers: backpressure on the way.
+        echo_stream(fw.addr, 1, 200_000);
+        assert!(
+            fw.wait_for_log("PeerClosed", Duration::from_secs(10)),
+            "{}",
+            fw.stderr()
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn a_reset_mid_stream_closes_only_that_connection_and_frees_its_slot() {
+    with_timeout(Duration::from_secs(180), || {
+        let fw = boot();
+        let slots = slots(&fw);
+        let addr = fw.addr;
+        let steady = thread::spawn(move || echo_stream(addr, 2, 300_000));
+        // Push a stream without reading its echo, then reset.
+        let mut vandal = connect(addr);
+        roundtrip(&mut vandal, b"before the reset");
+        let junk = Rng::new(3).bytes(20_000);
+        vandal.write_all(&junk).unwrap();
+        set_linger_zero(&vandal);
+        drop(vandal);
+        assert!(
+            fw.wait_for_log("Error(Reset)", Duration::from_secs(20)),
+            "{}",
+            fw.stderr()
+        );
+        steady.join().unwrap();
+        // Every slot serves again, the reset one included.
+        let mut all: Vec<TcpStream> = (0..slots).map(|_| connect(addr)).collect();
+        for (i, sock) in all.iter_mut().enumerate() {
+            roundtrip(sock, format!("slot {i} after the reset").as_bytes());
+        }
+    });
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn more_clients_than_slots_are_refused_or_wait_never_corrupted() {
+    with_timeout(Duration::from_secs(180), || {
+        let fw = boot();
+        let slots = slots(&fw);
+        let mut held: Vec<TcpStream> = (0..slots).map(|_| connect(fw.addr)).collect();
+        for (i, sock) in held.iter_mut().enumerate() {
+            roundtrip(sock, format!("held {i}").as_bytes());
+        }
+        // QEMU accepts on the host side, then tries the firmware, which has no listener
+        // left: the extra client must see its connection end with nothing echoed, or (if it
+        // waits) get its echo only once a slot is free.
+        let mut extra = connect(fw.addr);
+        let msg = b"one client too many";
+        let _ = extra.write_all(msg);
+        extra
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        let waited = loop {
+            match extra.read(&mut buf) {
+                Ok(0) => break false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    break true
+                }
+                Err(_) => break false, // reset: refused
+            }
+        };
+        assert!(
+            got.is_empty(),
+            "served beyond its {slots} slots: {:?}",
+            text(&got)
+        );
+        // The held ones were not disturbed.
+        for (i, sock) in held.iter_mut().enumerate() {
+            roundtrip(sock, format!("still held {i}").as_bytes());
+        }
+        // Free a slot: a waiting client gets its echo now, or a new one is served.
+        drop(held.pop());
+        if waited {
+            extra
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let mut back = vec![0; msg.len()];
+            extra
+                .read_exact(&mut back)
+                .expect("the waiting client's echo");
+            assert_eq!(&back, msg);
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut fresh = loop {
+                let mut sock = connect(fw.addr);
+                sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                if sock.write_all(b"ping").is_ok() {
+                    let mut back = [0u8; 4];
+                    match sock.read_exact(&mut back) {
+                        Ok(()) => {
+                            assert_eq!(&back, b"ping");
+                            break sock;
+                        }
+                        Err(_) => assert!(Instant::now() < deadline, "the freed slot never served"),
+                    }
+                }
+                thread::sleep(Duration::from_millis(200));
+            };
+            roundtrip(&mut fresh, b"served once a slot was free");
+        }
+    });
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn a_client_that_never_reads_does_not_stop_the_others() {
+    with_timeout(Duration::from_secs(180), || {
+        let fw = boot();
+        let slots = slots(&fw);
+        // Writes until every buffer on the way is full, and never reads.
+        let stuck = connect(fw.addr);
+        stuck.set_nonblocking(true).unwrap();
+        let junk = Rng::new(4).bytes(64 * 1024);
+        let mut pushed = 0;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match (&stuck).write(&junk) {
+                Ok(n) => pushed += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(200));
+                    if (&stuck).write(&junk).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => panic!("the stuck client's connection failed: {e}"),
+            }
+        }
+        assert!(pushed > 0);
+        // The other slots each stream and check their whole echo meanwhile.
+        let addr = fw.addr;
+        let others: Vec<_> = (0..slots - 1)
+            .map(|i| {
+                let sock = connect(addr);
+                thread::spawn(move || echo_stream_on(sock, 10 + i as u64, 100_000))
+            })
+            .collect();
+        for other in others {
+            other.join().unwrap();
+        }
+        stuck.shutdown(Shutdown::Both).ok();
+    });
+}
