@@ -803,7 +803,6 @@ impl<N: Net> Turn<'_, N> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -812,7 +811,8 @@ mod tests {
     fn bad_capacities_are_refused_with_the_flag_named() {
         let ok = Options::new(vec![]);
         assert!(check(&ok).is_ok());
-        let cases: [(&str, fn(&mut Options)); 5] = [
+        type Spoil = fn(&mut Options);
+        let cases: [(&str, Spoil); 5] = [
             ("--max-conns 0", |o| o.max_conns = 0),
             ("--max-conns 65535", |o| o.max_conns = MAX_CONNS + 1),
             ("--queue-size 0", |o| o.queue_size = 0),

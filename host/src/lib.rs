@@ -30,6 +30,6 @@ pub mod storage;
 pub mod sys;
 mod trace;
 
+pub use driver::{Driver, Options};
 pub use fd_set::FdSet;
 pub use net::{Net, Sets, Sys};
-pub use driver::{Driver, Options};

@@ -15,11 +15,10 @@ use crate::sys;
 /// for what a parent process left open.
 pub const OWN_FDS: usize = 16;
 
-/// The most a soft limit may be on macOS when the hard one is unlimited (`<sys/syslimits.h>`).
+/// The most a soft limit may be on macOS when the hard one is unlimited (`OPEN_MAX`,
+/// `<sys/syslimits.h>`).
 #[cfg(target_vendor = "apple")]
-const PLATFORM_CAP: u64 = 10_240;
-#[cfg(not(target_vendor = "apple"))]
-const PLATFORM_CAP: u64 = u64::MAX;
+const OPEN_MAX: u64 = 10_240;
 
 /// How much lower to ask each time the kernel refuses.
 const STEP: u64 = 16;
@@ -36,8 +35,17 @@ pub fn fit(max_conns: usize, own: usize) -> usize {
             return max_conns;
         }
     };
-    let soft = if soft < want { raise(soft, want.min(hard).min(PLATFORM_CAP), hard) } else { soft };
-    let room = usize::try_from(soft).unwrap_or(usize::MAX).saturating_sub(own);
+    let target = want.min(hard);
+    #[cfg(target_vendor = "apple")]
+    let target = target.min(OPEN_MAX);
+    let soft = if soft < want {
+        raise(soft, target, hard)
+    } else {
+        soft
+    };
+    let room = usize::try_from(soft)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(own);
     if room >= max_conns {
         return max_conns;
     }

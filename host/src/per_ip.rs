@@ -168,7 +168,10 @@ mod tests {
         let mapped = IpAddr::V6(Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped());
         assert!(t.admit(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         assert!(!t.admit(mapped));
-        assert!(t.admit(IpAddr::V6(Ipv6Addr::LOCALHOST)), "::1 is another address");
+        assert!(
+            t.admit(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            "::1 is another address"
+        );
     }
 
     #[test]
@@ -189,7 +192,7 @@ mod tests {
         let mut x: u32 = 12345;
         for _ in 0..20_000 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            let close = open.len() >= capacity || (!open.is_empty() && x % 3 == 0);
+            let close = open.len() >= capacity || (!open.is_empty() && x.is_multiple_of(3));
             if close {
                 let ip = open.swap_remove((x as usize >> 8) % open.len());
                 t.release(ip);

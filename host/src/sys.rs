@@ -10,8 +10,8 @@
 
 use std::io::{self, Read as _};
 use std::net::SocketAddr;
-use std::os::fd::{BorrowedFd, OwnedFd};
 use std::ops::{Deref, DerefMut, Range};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -230,6 +230,7 @@ pub fn drain(fd: BorrowedFd<'_>, scratch: &mut [u8]) -> io::Result<usize> {
 }
 
 /// The soft and hard `RLIMIT_NOFILE`: how many descriptors this process may open.
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is `u64` on Linux and macOS, `i64` on FreeBSD.
 pub fn nofile() -> io::Result<(u64, u64)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -242,6 +243,7 @@ pub fn nofile() -> io::Result<(u64, u64)> {
 }
 
 /// Sets the soft `RLIMIT_NOFILE` to `soft`, keeping the hard limit.
+#[allow(clippy::unnecessary_cast)] // As in `nofile`.
 pub fn set_nofile(soft: u64, hard: u64) -> io::Result<()> {
     let lim = libc::rlimit {
         rlim_cur: soft as libc::rlim_t,

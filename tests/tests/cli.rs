@@ -53,7 +53,10 @@ fn bad_flags_and_addresses_are_one_line_errors() {
         usage_error(&["serve", "--queue-size", "2048MiB"], "1 GiB");
         usage_error(&["serve", "--queue-size", "64kb"], "'64kb'");
         usage_error(&["serve", "--buffers", "0"], "--buffers");
-        usage_error(&["serve", "--max-conns", "10", "--buffers", "11"], "--buffers 11");
+        usage_error(
+            &["serve", "--max-conns", "10", "--buffers", "11"],
+            "--buffers 11",
+        );
         usage_error(&["serve", "--max-conns-per-ip", "0"], "--max-conns-per-ip");
         usage_error(&["serve", "--max-conns-per-ip", "x"], "'x'");
     });

@@ -142,7 +142,8 @@ fn out_of_descriptors_neither_kills_nor_spins_and_recovers() {
         // The server lowers its capacity to what 32 descriptors hold, counting its own; the
         // twelve its parent leaves open (3..=14) are more than it allows for, so it runs
         // out of descriptors all the same, as it would if a library opened files.
-        let setup = "ulimit -n 32 || exit 97\nfor fd in $(seq 3 14); do eval \"exec $fd</dev/null\"; done";
+        let setup =
+            "ulimit -n 32 || exit 97\nfor fd in $(seq 3 14); do eval \"exec $fd</dev/null\"; done";
         let server = Server::start_in_shell("bash", setup, "");
         let burst: Vec<TcpStream> = (0..150).map(|_| connect(server.addr)).collect();
         let mut served = triage(&server, burst, "Too many open files");
@@ -196,7 +197,8 @@ fn max_conns_makes_newcomers_wait_not_fail() {
 
 /// Whether `sock` is closed by the server without an echo (EOF or reset).
 fn refused(sock: &mut TcpStream) -> bool {
-    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let _ = sock.write_all(b"let me in");
     let mut back = [0u8; 9];
     match sock.read(&mut back) {
@@ -237,7 +239,8 @@ fn max_conns_per_ip_refuses_the_extra_ones_of_each_address_only() {
         for _ in 0..200 {
             // The server sees the close on its next round: until then, still refused.
             let mut sock = connect(v4);
-            sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
             sock.write_all(b"room again").unwrap();
             let mut back = [0u8; 10];
             if sock.read_exact(&mut back).is_ok() {
@@ -252,7 +255,9 @@ fn max_conns_per_ip_refuses_the_extra_ones_of_each_address_only() {
         assert!(refused(&mut fourth_v6), "::1 got 127.0.0.1's room");
         // The refusals are counted in the shutdown line.
         server.signal(libc::SIGTERM);
-        assert!(server.wait(Duration::from_secs(20)).is_some_and(|s| s.success()));
+        assert!(server
+            .wait(Duration::from_secs(20))
+            .is_some_and(|s| s.success()));
         let log = server.stderr();
         let refusals: u64 = log
             .split("refused ")

@@ -130,7 +130,10 @@ fn max_conns_beyond_the_descriptor_limit_is_lowered_with_a_log_line() {
         // A hard limit of 64 descriptors cannot hold 1000 connections.
         let server = Server::start_in_shell("sh", "ulimit -n 64 || exit 97", "--max-conns 1000");
         assert!(
-            server.wait_for_log("lowering --max-conns from 1000 to ", Duration::from_secs(20)),
+            server.wait_for_log(
+                "lowering --max-conns from 1000 to ",
+                Duration::from_secs(20)
+            ),
             "{}",
             server.stderr()
         );
