@@ -244,6 +244,13 @@ impl<S: Storage> Server<S> {
         &self.storage
     }
 
+    /// The storage, to change: say, to give the pages of the buffers
+    /// [`reclaimable`](Server::reclaimable) reported back to the operating system. The
+    /// tables must keep their sizes (see [`Storage`]); their contents are the server's.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
     // ----- what to wait for -----
 
     /// Whether the driver should wait for the listener to be readable: a slot is free and

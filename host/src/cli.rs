@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{bench, client, server, signals};
+use crate::{bench, client, driver, signals};
 
 /// A readiness-driven TCP echo server on select(2), and its client.
 #[derive(Debug, Parser)]
@@ -36,9 +37,29 @@ pub struct ServeArgs {
     /// free port (printed).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8090")]
     pub listen: Vec<SocketAddr>,
-    /// Serve at most N connections at once (at most the compiled capacity, 1000).
-    #[arg(long, value_name = "N", default_value_t = server::MAX_CONNS)]
+    /// Serve at most N connections at once (1 to 65534, what the core can index). Lowered,
+    /// with a log line, if the open-file limit cannot be raised to hold them.
+    #[arg(long, value_name = "N", default_value_t = driver::DEFAULT_MAX_CONNS,
+          value_parser = clap::value_parser!(u16).range(1..=driver::MAX_CONNS as i64)
+              .map(usize::from))]
     pub max_conns: usize,
+    /// Bytes held for a peer that does not read: the size of a pool buffer. Plain bytes or
+    /// with a KiB or MiB suffix. The default, 64 KiB, is what the comparison's peers hold
+    /// and lets one recv and one send move a whole socket buffer's worth when streaming.
+    /// Worst-case memory, every peer having stopped reading: --buffers × --queue-size
+    /// (10000 × 64 KiB = 625 MiB at the defaults), reserved at start-up but resident only
+    /// while bytes wait.
+    #[arg(long, value_name = "BYTES", default_value = "64KiB", value_parser = parse_size)]
+    pub queue_size: usize,
+    /// Buffers in the pool, shared by the connections that have bytes waiting (1 to
+    /// --max-conns; default: --max-conns, so every connection can hold its queue at once).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..)
+              .map(usize::from))]
+    pub buffers: Option<usize>,
+    /// Refuse a connection from an address that already holds N (off by default: load
+    /// generators connect from one address). Refusals are counted and logged.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_conns_per_ip: Option<u32>,
     /// Close connections on which no byte moved for this long (fractions allowed).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub idle_timeout: Option<Duration>,
@@ -47,7 +68,7 @@ pub struct ServeArgs {
     pub trace: bool,
     /// When busy but few sockets are ready, wait this many microseconds for more before
     /// the next select, so one scan serves several (0: never).
-    #[arg(long, value_name = "MICROS", default_value_t = server::BATCH_WAIT.as_micros() as u64,
+    #[arg(long, value_name = "MICROS", default_value_t = driver::BATCH_WAIT.as_micros() as u64,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub batch_wait: u64,
 }
@@ -129,6 +150,22 @@ fn parse_secs_or_zero(text: &str) -> Result<Duration, String> {
     parse_secs(text)
 }
 
+/// A size in bytes: plain, or with a `KiB` or `MiB` suffix; 1 byte to 1 GiB.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let (number, unit) = if let Some(n) = text.strip_suffix("KiB") {
+        (n, 1024)
+    } else if let Some(n) = text.strip_suffix("MiB") {
+        (n, 1024 * 1024)
+    } else {
+        (text, 1)
+    };
+    let bad = || format!("'{text}' is not a size from 1 byte to 1 GiB (BYTES, or N KiB or N MiB)");
+    let n: usize = number.trim().parse().map_err(|_| bad())?;
+    n.checked_mul(unit)
+        .filter(|n| (1..=driver::MAX_QUEUE).contains(n))
+        .ok_or_else(bad)
+}
+
 fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
@@ -183,16 +220,28 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> io::Result<ExitCode> {
-    let options = server::Options {
+    let buffers = args.buffers.unwrap_or(args.max_conns);
+    if buffers > args.max_conns {
+        eprintln!(
+            "echoloop: --buffers {buffers} is more than --max-conns {}: a connection holds \
+             one buffer at most (see --help)",
+            args.max_conns
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let options = driver::Options {
         listen: args.listen,
         max_conns: args.max_conns,
+        queue_size: args.queue_size,
+        buffers,
+        max_conns_per_ip: args.max_conns_per_ip,
         idle_timeout: args.idle_timeout,
         trace: args.trace,
         batch_wait: Duration::from_micros(args.batch_wait),
     };
     // Process-wide handlers: installed here, at start-up, for the server to watch.
     let signals = signals::self_pipe()?;
-    let mut server = server::Server::bind(&options, signals)?;
+    let mut server = driver::Driver::bind(&options, signals)?;
     let mut stdout = io::stdout().lock();
     for addr in server.local_addrs() {
         let _ = writeln!(stdout, "listening on {addr}");
@@ -200,6 +249,12 @@ fn serve(args: ServeArgs) -> io::Result<ExitCode> {
     // Tests and scripts wait for these lines: they must not sit in a buffer.
     let _ = stdout.flush();
     drop(stdout);
+    log::debug!(
+        "serving up to {} connections, {} buffers of {} bytes",
+        server.capacity(),
+        server.buffers(),
+        options.queue_size
+    );
     server.run()?;
     let stats = server.stats();
     log::info!(

@@ -1,4 +1,4 @@
-//! `echoloop`: the host side of the echo server. A [`select(2)`](server) driver feeds the
+//! `echoloop`: the host side of the echo server. A [`select(2)`](driver) driver feeds the
 //! `no_std` core ([`echoloop_core`]) from real sockets; a [`client`] checks it end to end;
 //! [`bench`](mod@bench) loads it and measures; [`cli`] is the `echoloop` binary's command line.
 //!
@@ -19,14 +19,17 @@ mod batch;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod driver;
 pub mod fd_set;
 pub mod net;
-pub mod server;
+mod nofile;
+mod per_ip;
 pub mod signals;
+pub mod storage;
 #[allow(unsafe_code)]
 pub mod sys;
 mod trace;
 
+pub use driver::{Driver, Options};
 pub use fd_set::FdSet;
 pub use net::{Net, Sets, Sys};
-pub use server::{Options, Server};

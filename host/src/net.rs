@@ -2,13 +2,13 @@
 //! makes once it is running, behind one small trait.
 //!
 //! [`Sys`] is the real thing and only forwards to [`sys`]; it is a zero-sized
-//! type and [`Server`](crate::Server) is generic over it, so the calls are statically
+//! type and [`Driver`](crate::Driver) is generic over it, so the calls are statically
 //! dispatched and inlined. The trait exists so that a simulated socket layer (seeded
 //! readiness, short reads, resets, `EMFILE`, clock jumps) can run the very same driver
 //! without a single real socket: see `host/tests/sim/`.
 //!
 //! Set-up is not part of it: it happens before the loop, in
-//! [`Server::bind`](crate::Server::bind) (binding listeners) and at the binary's start-up
+//! [`Driver::bind`](crate::Driver::bind) (binding listeners) and at the binary's start-up
 //! ([`signals::self_pipe`](crate::signals::self_pipe), installing the signal handlers).
 
 use std::io;
@@ -63,9 +63,14 @@ pub trait Net {
     /// (`None`: for ever), leaves only the ready ones in the sets, returns their count.
     fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize>;
 
-    /// Accepts one pending connection on `listener`: the new socket (non-blocking, urgent
-    /// data inline, no SIGPIPE) and the peer's address. `EAGAIN` when none is pending.
-    fn accept(&mut self, listener: &Self::Socket) -> io::Result<(Self::Socket, SocketAddr)>;
+    /// Accepts one pending connection on `listener`: the new socket, non-blocking and
+    /// without SIGPIPE. `EAGAIN` when none is pending; any error concerns the listener.
+    fn accept(&mut self, listener: &Self::Socket) -> io::Result<Self::Socket>;
+
+    /// The steps on a socket just accepted: urgent data inline, no Nagle delay, and the
+    /// peer's address. A failure concerns that socket only (its peer may have reset it
+    /// already): the driver closes it and goes on accepting.
+    fn prepare(&mut self, socket: &Self::Socket) -> io::Result<SocketAddr>;
 
     /// One `recv(2)` into `buf`; `Ok(0)` is the peer's EOF.
     fn recv(&mut self, socket: &Self::Socket, buf: &mut [u8]) -> io::Result<usize>;
@@ -106,8 +111,13 @@ impl Net for Sys {
     }
 
     #[inline]
-    fn accept(&mut self, listener: &OwnedFd) -> io::Result<(OwnedFd, SocketAddr)> {
+    fn accept(&mut self, listener: &OwnedFd) -> io::Result<OwnedFd> {
         sys::accept(listener.as_fd())
+    }
+
+    #[inline]
+    fn prepare(&mut self, socket: &OwnedFd) -> io::Result<SocketAddr> {
+        sys::prepare(socket.as_fd())
     }
 
     #[inline]

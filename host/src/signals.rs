@@ -2,7 +2,7 @@
 //!
 //! Signal handlers belong to the whole process, so installing them is the binary's
 //! start-up (`echoloop serve`, in [`cli`](crate::cli)), not the server's constructor:
-//! [`Server::bind`](crate::Server::bind) takes the read end of whatever self-pipe its
+//! [`Driver::bind`](crate::Driver::bind) takes the read end of whatever self-pipe its
 //! caller made.
 
 use std::io;

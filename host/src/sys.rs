@@ -8,9 +8,11 @@
 //! OS error, which costs no allocation and keeps its errno for the caller to classify;
 //! set-up calls add context naming the call. Everything above this module is safe Rust.
 
-use std::io;
+use std::io::{self, Read as _};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::ops::{Deref, DerefMut, Range};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
 use std::time::Duration;
 
 use libc::c_int;
@@ -128,20 +130,27 @@ fn inet(addr: &SockAddr) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::ErrorKind::Unsupported.into())
 }
 
-/// Accepts one connection: non-blocking, close-on-exec, urgent data inline (host rule 5),
-/// no SIGPIPE on macOS (rule 4), no Nagle delay on echoes. `EINTR` is retried here;
-/// other errors (`EAGAIN`, `ECONNABORTED`, `EMFILE`...) are the caller's to classify.
-pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, SocketAddr)> {
+/// Accepts one connection: non-blocking and close-on-exec (and no SIGPIPE on macOS, rule 4).
+/// `EINTR` is retried here; other errors (`EAGAIN`, `ECONNABORTED`, `EMFILE`...) concern the
+/// listener and are the caller's to classify. The per-socket steps are [`prepare`]'s.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let listener = SockRef::from(&listener);
-    let (socket, peer) = loop {
+    loop {
         match accept_nonblocking(&listener) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            accepted => break accepted?,
+            accepted => return accepted.map(|(socket, _)| socket.into()),
         }
-    };
+    }
+}
+
+/// The steps on one accepted socket: urgent data inline (host rule 5), no Nagle delay on
+/// echoes, and the peer's address. Any of them may fail on a socket the peer has already
+/// reset (macOS answers `EINVAL`): that concerns this socket only, which the caller closes.
+pub fn prepare(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
+    let socket = SockRef::from(&fd);
     socket.set_out_of_band_inline(true)?;
     socket.set_tcp_nodelay(true)?;
-    Ok((socket.into(), inet(&peer)?))
+    inet(&socket.peer_addr()?)
 }
 
 /// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new socket's flags in the same call.
@@ -160,15 +169,12 @@ fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
 
 /// One `recv(2)` into `buf`; `Ok(0)` is EOF. `EINTR` is retried.
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let socket = SockRef::from(&fd);
     loop {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        // socket2's `Read` is one `recv` with no flags.
+        match (&*socket).read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            received => return received,
         }
     }
 }
@@ -182,23 +188,18 @@ const SEND_FLAGS: c_int = 0;
 
 /// One `send(2)` of `buf`; may send fewer bytes (host rule 4). `EINTR` is retried.
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    let socket = SockRef::from(&fd);
     loop {
-        // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
-        let n = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), SEND_FLAGS) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        match socket.send_with_flags(buf, SEND_FLAGS) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            sent => return sent,
         }
     }
 }
 
 /// `shutdown(SHUT_WR)`: sends FIN once the socket's buffer is delivered.
 pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: shutdown(2) on an open descriptor.
-    cvt(unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) }).map(drop)
+    SockRef::from(&fd).shutdown(std::net::Shutdown::Write)
 }
 
 /// Asks for timers as precise as the kernel can make them on this thread: Linux lets a
@@ -228,11 +229,130 @@ pub fn drain(fd: BorrowedFd<'_>, scratch: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// The soft and hard `RLIMIT_NOFILE`: how many descriptors this process may open.
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is `u64` on Linux and macOS, `i64` on FreeBSD.
+pub fn nofile() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit`, which `lim` is.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })
+        .map_err(|e| context("getrlimit", e))?;
+    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+}
+
+/// Sets the soft `RLIMIT_NOFILE` to `soft`, keeping the hard limit.
+#[allow(clippy::unnecessary_cast)] // As in `nofile`.
+pub fn set_nofile(soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads one `rlimit`, which `lim` is.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }).map(drop)
+}
+
+/// `MAP_NORESERVE`: Linux's heuristic overcommit then does not count the mapping against
+/// the machine's memory. macOS and FreeBSD never reserve anonymous memory up front.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MAP_NORESERVE: c_int = libc::MAP_NORESERVE;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const MAP_NORESERVE: c_int = 0;
+
+/// Address space for the buffer pool: an anonymous private mapping of zero pages, reserved
+/// without being committed (`MAP_NORESERVE`), so a large pool starts on a small machine
+/// under the kernel's default overcommit policy and costs nothing until a page is touched.
+/// [`discard`](Region::discard) hands touched pages back.
+pub struct Region {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Region {
+    /// Reserves `len` bytes of zeroed, private, not yet committed memory.
+    pub fn reserve(len: usize) -> io::Result<Region> {
+        if len == 0 {
+            return Ok(Region {
+                ptr: NonNull::dangling(),
+                len: 0,
+            });
+        }
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+        // touches no existing memory; the result is checked before any use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANON | MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(context("mmap", io::Error::last_os_error()));
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap: null"))?;
+        Ok(Region { ptr, len })
+    }
+
+    /// Gives the whole pages inside `range` back to the kernel: no longer resident, they
+    /// read as zeros when next touched (Linux; macOS may keep them until memory is short).
+    pub fn discard(&mut self, range: Range<usize>) {
+        let page = page_size();
+        let start = range.start.next_multiple_of(page);
+        let end = range.end.min(self.len) / page * page;
+        if start >= end {
+            return;
+        }
+        let at = self.ptr.as_ptr().wrapping_add(start);
+        // SAFETY: `[start, end)` is page-aligned and inside the mapping this value owns;
+        // MADV_DONTNEED on a private anonymous mapping only swaps those pages for zero-fill
+        // ones, and `&mut self` proves no reference into them is alive. A failure (never
+        // expected) only leaves the pages resident.
+        unsafe { libc::madvise(at.cast(), end - start, libc::MADV_DONTNEED) };
+    }
+}
+
+/// The page size (4 KiB when the system will not say).
+fn page_size() -> usize {
+    // SAFETY: sysconf reads a configuration value and touches no memory of ours.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
+impl Deref for Region {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` readable bytes (or `len` is 0 and the pointer
+        // dangling but aligned), alive as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for Region {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is `len` writable bytes owned by `self`, borrowed
+        // exclusively through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: unmaps exactly the mapping `reserve` made; nothing borrows it now.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
     use std::net::TcpStream;
-    use std::os::fd::{AsFd, FromRawFd, RawFd};
+    use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
     use std::os::unix::net::UnixStream;
 
     use super::*;
@@ -261,12 +381,13 @@ mod tests {
         ));
         let addr = local_addr(listener.as_fd()).unwrap();
         let mut client = TcpStream::connect(addr).unwrap();
-        let (fd, peer) = loop {
+        let fd = loop {
             match accept(listener.as_fd()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
                 accepted => break accepted.unwrap(),
             }
         };
+        let peer = prepare(fd.as_fd()).unwrap();
         assert_eq!(peer, client.local_addr().unwrap());
         let socket = SockRef::from(&fd);
         assert!(socket.nonblocking().unwrap());
@@ -312,6 +433,23 @@ mod tests {
         // SAFETY: setrlimit reads one `rlimit`, which `lim` is.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
         lim.rlim_cur
+    }
+
+    #[test]
+    fn a_region_reads_as_zeros_and_discarded_pages_read_as_zeros_again() {
+        let page = page_size();
+        let mut region = Region::reserve(4 * page).unwrap();
+        assert_eq!(region.len(), 4 * page);
+        assert!(region.iter().all(|&b| b == 0));
+        region.fill(0xAB);
+        // Only whole pages inside the range go: the first and last partial ones stay.
+        region.discard(page / 2..3 * page + page / 2);
+        assert!(region[..page].iter().all(|&b| b == 0xAB));
+        assert!(region[page..3 * page].iter().all(|&b| b == 0), "discarded");
+        assert!(region[3 * page..].iter().all(|&b| b == 0xAB));
+        region.discard(0..usize::MAX);
+        assert!(region.iter().all(|&b| b == 0));
+        assert!(Region::reserve(0).unwrap().is_empty());
     }
 
     #[test]

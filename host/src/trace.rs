@@ -3,16 +3,33 @@
 //! A teaching aid for the select model (the seed's "waiting for the next event", made
 //! real). Sockets are named by what they are: a listener by its address, a connection by
 //! its peer's address. Only built when asked for, so it costs nothing otherwise.
+//!
+//! It depends only on what it is handed: the sets and a way to name a descriptor
+//! ([`Names`]), so the loop keeps its tables to itself.
 
 use std::fmt::{self, Write as _};
-use std::io::Write as _;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::fd_set::FdSet;
-use crate::net::Net;
-use crate::server::{Moved, Server};
+use crate::net::Sets;
+
+/// What the trace calls each descriptor in a set.
+pub(crate) trait Names {
+    /// Writes the name of `fd` (`signals`, `listener ADDR`, a peer's address) to `out`.
+    fn name(&self, fd: RawFd, out: &mut String);
+}
+
+/// What one connection's turn moved.
+#[derive(Default)]
+pub(crate) struct Moved {
+    pub(crate) received: usize,
+    pub(crate) sent: usize,
+    pub(crate) eof: bool,
+    pub(crate) error: Option<io::Error>,
+}
 
 /// The trace printer: a round counter and a reused line buffer.
 #[derive(Default)]
@@ -23,11 +40,11 @@ pub(crate) struct Trace {
 
 impl Trace {
     /// The sets as handed to `select`, and the timeout.
-    pub(crate) fn before<N: Net>(&mut self, server: &Server<N>, timeout: Option<Duration>) {
+    pub(crate) fn before(&mut self, sets: &Sets, names: &impl Names, timeout: Option<Duration>) {
         self.round += 1;
         self.line.clear();
         let _ = write!(self.line, "round {}: select(", self.round);
-        self.sets(server);
+        self.sets(sets, names);
         match timeout {
             Some(t) => {
                 let _ = write!(self.line, ", timeout {t:?})");
@@ -38,10 +55,10 @@ impl Trace {
     }
 
     /// The sets as `select` returned them.
-    pub(crate) fn after<N: Net>(&mut self, server: &Server<N>, ready: usize) {
+    pub(crate) fn after(&mut self, sets: &Sets, names: &impl Names, ready: usize) {
         self.line.clear();
         let _ = write!(self.line, "  -> {ready} ready: ");
-        self.sets(server);
+        self.sets(sets, names);
         self.emit();
     }
 
@@ -90,8 +107,7 @@ impl Trace {
         self.emit();
     }
 
-    fn sets<N: Net>(&mut self, server: &Server<N>) {
-        let sets = &server.sets;
+    fn sets(&mut self, sets: &Sets, names: &impl Names) {
         for (name, set) in [
             ("read", &sets.read),
             ("write", &sets.write),
@@ -101,34 +117,18 @@ impl Trace {
                 self.line.push_str(", ");
             }
             let _ = write!(self.line, "{name} [");
-            self.members(server, set);
+            self.members(set, names);
             self.line.push(']');
         }
     }
 
-    /// The sockets of `set`, by name, separated by commas.
-    fn members<N: Net>(&mut self, server: &Server<N>, set: &FdSet) {
-        let mut first = true;
-        let mut name = |line: &mut String, what: fmt::Arguments<'_>| {
-            if !first {
-                line.push_str(", ");
+    /// The descriptors of `set`, by name, separated by commas.
+    fn members(&mut self, set: &FdSet, names: &impl Names) {
+        for (i, fd) in set.iter().enumerate() {
+            if i > 0 {
+                self.line.push_str(", ");
             }
-            first = false;
-            let _ = line.write_fmt(what);
-        };
-        if set.contains(server.signals.as_raw_fd()) {
-            name(&mut self.line, format_args!("signals"));
-        }
-        for l in &server.listeners {
-            if set.contains(l.fd.as_raw_fd()) {
-                name(&mut self.line, format_args!("listener {}", l.addr));
-            }
-        }
-        for id in &server.watched {
-            let conn = server.conns.get(id.index()).and_then(Option::as_ref);
-            if let Some(conn) = conn.filter(|c| set.contains(c.fd.as_raw_fd())) {
-                name(&mut self.line, format_args!("{}", conn.peer));
-            }
+            names.name(fd, &mut self.line);
         }
     }
 

@@ -63,16 +63,18 @@ fn allocations() -> u64 {
 fn start_server() -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        // The binary's defaults (10,000 connections, 64 KiB queues), but a pool smaller
+        // than the clients and a limit of 21 connections from one address: 20 steady
+        // ones and one that comes and goes, so a 22nd is refused.
         let options = echoloop::Options {
-            listen: vec!["127.0.0.1:0".parse().unwrap()],
-            max_conns: echoloop::server::MAX_CONNS,
+            buffers: 8,
+            max_conns_per_ip: Some(21),
             idle_timeout: Some(Duration::from_secs(600)),
-            trace: false,
-            batch_wait: echoloop::server::BATCH_WAIT,
+            ..echoloop::Options::new(vec!["127.0.0.1:0".parse().unwrap()])
         };
         // A self-pipe no signal writes to: the write end lives as long as the thread.
         let (signals, _never) = std::os::unix::net::UnixStream::pair().unwrap();
-        let mut server = echoloop::Server::bind(&options, signals.into()).unwrap();
+        let mut server = echoloop::Driver::bind(&options, signals.into()).unwrap();
         let addr = server.local_addrs().next().unwrap();
         COUNTED.with(|c| c.set(true));
         // Proof that this thread's allocations are seen.
@@ -101,11 +103,11 @@ fn echo(sock: &mut TcpStream, len: usize, seed: usize, buf: &mut [u8]) {
     assert!(got == *msg, "echo differs");
 }
 
-/// A round over every socket; sizes vary from 1 byte to more than the 16 KiB queue, so
+/// A round over every socket; sizes vary from 1 byte to more than the 64 KiB queue, so
 /// partial sends and a full queue (backpressure) are part of the steady state.
 fn round(socks: &mut [TcpStream], r: usize, buf: &mut [u8]) {
     for (i, sock) in socks.iter_mut().enumerate() {
-        let len = [1, 64, 1000, 4096, 16 * 1024, 40_000][(r + i) % 6];
+        let len = [1, 64, 1000, 16 * 1024, 64 * 1024, 100_000][(r + i) % 6];
         echo(sock, len, r * 131 + i, buf);
     }
 }
@@ -121,7 +123,7 @@ fn steady_state_echoes_allocate_nothing() {
             s
         })
         .collect();
-    let mut buf = vec![0u8; 40_000];
+    let mut buf = vec![0u8; 100_000];
     // Warm-up: every connection accepted and served at every message size.
     for r in 0..30 {
         round(&mut socks, r, &mut buf);
@@ -138,11 +140,20 @@ fn steady_state_echoes_allocate_nothing() {
         second - first
     );
 
-    // Connections coming and going (accept, close, refuse nothing) allocate nothing either.
+    // Connections coming and going (accepted, refused, closed) allocate nothing either.
     for r in 0..200 {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         echo(&mut s, 100, r, &mut buf);
+        if r % 4 == 0 {
+            // The 22nd from 127.0.0.1: closed at once by the server, unread.
+            let mut refused = TcpStream::connect(addr).unwrap();
+            refused
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let mut one = [0u8; 1];
+            assert!(matches!(refused.read(&mut one), Ok(0) | Err(_)), "served");
+        }
         drop(s);
         round(&mut socks[..1], r, &mut buf);
     }

@@ -6,7 +6,13 @@ use std::time::Duration;
 
 use echoloop_tests::{echoloop_bin, with_timeout};
 
-fn fails_with_one_line(args: &[&str], expect: &str) {
+/// A usage error: exit status 2 and one line.
+fn usage_error(args: &[&str], expect: &str) {
+    let status = fails_with_one_line(args, expect);
+    assert_eq!(status.code(), Some(2), "{args:?}");
+}
+
+fn fails_with_one_line(args: &[&str], expect: &str) -> std::process::ExitStatus {
     let out = Command::new(echoloop_bin()).args(args).output().unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!out.status.success(), "{args:?} succeeded");
@@ -21,26 +27,38 @@ fn fails_with_one_line(args: &[&str], expect: &str) {
         "{args:?} printed {:?}",
         String::from_utf8_lossy(&out.stdout)
     );
+    out.status
 }
 
 #[test]
 fn bad_flags_and_addresses_are_one_line_errors() {
     with_timeout(Duration::from_secs(120), || {
-        fails_with_one_line(&["serve", "--bogus"], "--bogus");
-        fails_with_one_line(&["frobnicate"], "frobnicate");
-        fails_with_one_line(&["serve", "--listen", "nonsense"], "nonsense");
-        fails_with_one_line(&["serve", "--listen", "127.0.0.1:99999"], "127.0.0.1:99999");
-        fails_with_one_line(&["serve", "--listen", "localhost:8090"], "localhost:8090");
-        fails_with_one_line(&["serve", "--max-conns", "100000"], "1000");
-        fails_with_one_line(&["serve", "--max-conns", "0"], "1000");
-        fails_with_one_line(&["serve", "--max-conns", "many"], "many");
-        fails_with_one_line(&["serve", "--idle-timeout", "soon"], "soon");
-        fails_with_one_line(&["serve", "--idle-timeout", "0"], "positive");
-        fails_with_one_line(&["serve", "--batch-wait", "20000"], "0..=10000");
-        fails_with_one_line(&["serve", "--batch-wait", "-5"], "'-5'");
-        fails_with_one_line(&["serve", "--batch-wait", "soon"], "soon");
-        fails_with_one_line(&["client", "--connect", "nowhere"], "nowhere");
-        fails_with_one_line(&["client", "--sockets", "0"], "0");
+        usage_error(&["serve", "--bogus"], "--bogus");
+        usage_error(&["frobnicate"], "frobnicate");
+        usage_error(&["serve", "--listen", "nonsense"], "nonsense");
+        usage_error(&["serve", "--listen", "127.0.0.1:99999"], "127.0.0.1:99999");
+        usage_error(&["serve", "--listen", "localhost:8090"], "localhost:8090");
+        usage_error(&["serve", "--max-conns", "65535"], "1..=65534");
+        usage_error(&["serve", "--max-conns", "0"], "1..=65534");
+        usage_error(&["serve", "--max-conns", "many"], "many");
+        usage_error(&["serve", "--idle-timeout", "soon"], "soon");
+        usage_error(&["serve", "--idle-timeout", "0"], "positive");
+        usage_error(&["serve", "--batch-wait", "20000"], "0..=10000");
+        usage_error(&["serve", "--batch-wait", "-5"], "'-5'");
+        usage_error(&["serve", "--batch-wait", "soon"], "soon");
+        usage_error(&["client", "--connect", "nowhere"], "nowhere");
+        usage_error(&["client", "--sockets", "0"], "0");
+        usage_error(&["serve", "--queue-size", "0"], "'0'");
+        usage_error(&["serve", "--queue-size", "2GiB"], "'2GiB'");
+        usage_error(&["serve", "--queue-size", "2048MiB"], "1 GiB");
+        usage_error(&["serve", "--queue-size", "64kb"], "'64kb'");
+        usage_error(&["serve", "--buffers", "0"], "--buffers");
+        usage_error(
+            &["serve", "--max-conns", "10", "--buffers", "11"],
+            "--buffers 11",
+        );
+        usage_error(&["serve", "--max-conns-per-ip", "0"], "--max-conns-per-ip");
+        usage_error(&["serve", "--max-conns-per-ip", "x"], "'x'");
     });
 }
 

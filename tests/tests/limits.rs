@@ -1,12 +1,16 @@
 //! Past what libc's select allows, and out of what the kernel allows: descriptors above
-//! FD_SETSIZE (served like any other), and no descriptors at all (EMFILE).
+//! FD_SETSIZE (served like any other), no descriptors at all (EMFILE), and one address
+//! wanting more than its share (`--max-conns-per-ip`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use echoloop_tests::{connect, echo_stream_on, roundtrip, sock, with_timeout, Server};
+use echoloop_tests::{
+    connect, echo_stream_on, echoloop_bin, roundtrip, sock, with_timeout, Server,
+};
 
 /// Whether the server echoes on a fresh connection, or refuses it (EOF or reset).
 fn is_served(sock: &mut TcpStream) -> bool {
@@ -135,7 +139,12 @@ fn descriptors_beyond_fd_setsize_are_served_byte_exactly() {
 #[test]
 fn out_of_descriptors_neither_kills_nor_spins_and_recovers() {
     with_timeout(Duration::from_secs(120), || {
-        let server = Server::start_in_shell("sh", "ulimit -n 32 || exit 97", "");
+        // The server lowers its capacity to what 32 descriptors hold, counting its own; the
+        // twelve its parent leaves open (3..=14) are more than it allows for, so it runs
+        // out of descriptors all the same, as it would if a library opened files.
+        let setup =
+            "ulimit -n 32 || exit 97\nfor fd in $(seq 3 14); do eval \"exec $fd</dev/null\"; done";
+        let server = Server::start_in_shell("bash", setup, "");
         let burst: Vec<TcpStream> = (0..150).map(|_| connect(server.addr)).collect();
         let mut served = triage(&server, burst, "Too many open files");
 
@@ -183,5 +192,79 @@ fn max_conns_makes_newcomers_wait_not_fail() {
         third.read_exact(&mut back).unwrap();
         assert_eq!(&back, b"three");
         roundtrip(&mut second, b"two again");
+    });
+}
+
+/// Whether `sock` is closed by the server without an echo (EOF or reset).
+fn refused(sock: &mut TcpStream) -> bool {
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let _ = sock.write_all(b"let me in");
+    let mut back = [0u8; 9];
+    match sock.read(&mut back) {
+        Ok(0) | Err(_) => true,
+        Ok(_) => false,
+    }
+}
+
+#[test]
+fn max_conns_per_ip_refuses_the_extra_ones_of_each_address_only() {
+    with_timeout(Duration::from_secs(120), || {
+        let mut cmd = Command::new(echoloop_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
+            .args(["--max-conns-per-ip", "3"]);
+        let server = Server::spawn(cmd, 2);
+        let (v4, v6) = (server.addrs[0], server.addrs[1]);
+        assert!(v4.is_ipv4() && v6.is_ipv6());
+        // Each address holds its three: ::1 is not 127.0.0.1.
+        let mut held: Vec<TcpStream> = Vec::new();
+        for (i, addr) in [v4, v6, v4, v6, v4, v6].into_iter().enumerate() {
+            let mut sock = connect(addr);
+            roundtrip(&mut sock, format!("held {i}").as_bytes());
+            held.push(sock);
+        }
+        // The fourth from each is refused, and the ones held are not disturbed.
+        for addr in [v4, v6] {
+            let mut fourth = connect(addr);
+            assert!(refused(&mut fourth), "a fourth from {addr} was served");
+        }
+        for (i, sock) in held.iter_mut().enumerate() {
+            roundtrip(sock, format!("still held {i}").as_bytes());
+        }
+        assert!(server.wait_for_log("refusing 127.0.0.1:", Duration::from_secs(20)));
+        assert!(server.wait_for_log("refusing [::1]:", Duration::from_secs(20)));
+        // A close gives its address room again, for that address only.
+        drop(held.remove(0)); // 127.0.0.1
+        let mut again = None;
+        for _ in 0..200 {
+            // The server sees the close on its next round: until then, still refused.
+            let mut sock = connect(v4);
+            sock.set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            sock.write_all(b"room again").unwrap();
+            let mut back = [0u8; 10];
+            if sock.read_exact(&mut back).is_ok() {
+                assert_eq!(&back, b"room again");
+                again = Some(sock);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(again.is_some(), "127.0.0.1 never got its slot back");
+        let mut fourth_v6 = connect(v6);
+        assert!(refused(&mut fourth_v6), "::1 got 127.0.0.1's room");
+        // The refusals are counted in the shutdown line.
+        server.signal(libc::SIGTERM);
+        assert!(server
+            .wait(Duration::from_secs(20))
+            .is_some_and(|s| s.success()));
+        let log = server.stderr();
+        let refusals: u64 = log
+            .split("refused ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no refusal count: {log}"));
+        assert!(refusals >= 3, "{log}");
     });
 }

@@ -603,3 +603,27 @@ fn memory_is_the_documented_formula() {
     assert!(size <= footprint(64, 16, 4096), "{size}");
     assert!(size >= 64 * 32 + 16 * 4098, "{size}");
 }
+
+#[test]
+fn cold_buffers_wiped_through_storage_mut_serve_again() {
+    // What a host's `madvise(MADV_DONTNEED)` does to a reclaimable buffer: its bytes read
+    // as zeros. The server must not care, as the buffer holds nothing it needs.
+    let mut s = new(Config::new());
+    let ids: Vec<ConnId> = (0..3).map(|_| s.on_accepted(at(0)).unwrap()).collect();
+    for (i, &id) in ids.iter().enumerate() {
+        recv(&mut s, at(1), id, &[b'a' + i as u8; 8]);
+    }
+    for &id in &ids {
+        send(&mut s, at(2), id, 3);
+    }
+    let cold: Vec<Range<usize>> = s.reclaimable(1).collect();
+    assert_eq!(cold.len(), 2, "three freed, the warmest kept");
+    for range in cold {
+        s.storage_mut().parts().bytes[range].fill(0);
+    }
+    for (i, &id) in ids.iter().enumerate() {
+        let msg = [b'x' + i as u8; 8];
+        recv(&mut s, at(3), id, &msg);
+        assert_eq!(send(&mut s, at(3), id, 5), msg);
+    }
+}

@@ -1,8 +1,10 @@
-//! Deterministic simulation of the host loop: the real `echoloop::Server` (select loop and
+//! Deterministic simulation of the host loop: the real `echoloop::Driver` (select loop and
 //! core) runs against a simulated operating system (`world.rs`) whose readiness, short
 //! reads and writes, `EAGAIN`, `EINTR`, resets, descriptor exhaustion, descriptors far
-//! beyond `FD_SETSIZE` (up to 20,000, served like any other) and clock jumps are all drawn
-//! from one seed. No real socket is opened.
+//! beyond `FD_SETSIZE` (up to 20,000, served like any other), failures on a socket just
+//! accepted and clock jumps are all drawn from one seed, and so are the capacities the
+//! driver is given at run time (connections, a pool often smaller than the connections,
+//! the queue size, a per-address limit). No real socket is opened.
 //!
 //! Every peer checks every byte it gets back; the fake itself checks the loop's use of
 //! descriptors (no closed fd in a set, none leaked, no send after shutdown). A failure
@@ -20,8 +22,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use echoloop::server::SHUTDOWN_GRACE;
-use echoloop::{Options, Server};
+use echoloop::driver::SHUTDOWN_GRACE;
+use echoloop::{Driver, Options};
 
 use crate::link::Link;
 use crate::peer::{Kind, Peer};
@@ -71,9 +73,22 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
         .then(|| Duration::from_millis(rng.range(2_000, 10_000)));
     let (world, listener, signals) = World::new(seed, LIFETIMES, nofile);
     let world = Rc::new(RefCell::new(world));
+    // Half the seeds share a pool smaller than the table, so connections wait for a
+    // buffer (the core's no-buffer path); queues from tiny to the default.
+    let buffers = if seed % 4 >= 2 {
+        rng.range(1, max_conns as u64) as usize
+    } else {
+        max_conns
+    };
+    let queue_size = [64, 1024, 16 * 1024, 64 * 1024][rng.range(0, 3) as usize];
+    // One seed in five limits each of the peers' four addresses.
+    let max_conns_per_ip = (seed % 5 == 4).then(|| rng.range(1, max_conns as u64 / 2 + 2) as u32);
     let options = Options {
         listen: vec![],
         max_conns,
+        queue_size,
+        buffers,
+        max_conns_per_ip,
         idle_timeout,
         trace: false,
         // Batching on for two seeds in three: the look-nap-wait path and the plain one.
@@ -84,13 +99,13 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
         },
     };
     let addr: SocketAddr = ([127, 0, 0, 1], 8090).into();
-    let mut server = Server::new(
+    let mut server = Driver::new(
         SimNet(world.clone()),
         &options,
         vec![(listener, addr)],
         signals,
     )
-    .map_err(|e| format!("Server::new: {e}"))?;
+    .map_err(|e| format!("Driver::new: {e}"))?;
     let result = server.run();
     let stats = *server.stats();
     drop(server);

@@ -48,6 +48,8 @@ pub struct Faults {
     abort: f64,
     jump: f64,
     arrive: f64,
+    /// A step on a socket just accepted fails (its peer reset it first; macOS: EINVAL).
+    prepare: f64,
 }
 
 impl Faults {
@@ -65,6 +67,7 @@ impl Faults {
             abort: rng.prob(0.0, 0.03),
             jump: rng.prob(0.0, 0.002),
             arrive: rng.prob(0.05, 0.6),
+            prepare: rng.prob(0.0, 0.1),
         }
     }
 }
@@ -86,11 +89,12 @@ pub struct Counts {
     pub clock_jump: u64,
     pub backlog_full: u64,
     pub naps: u64,
+    pub failed_prepare: u64,
 }
 
 impl Counts {
     /// Each count with its name.
-    pub fn named(&self) -> [(&'static str, u64); 14] {
+    pub fn named(&self) -> [(&'static str, u64); 15] {
         [
             (
                 "spurious readiness (select says ready, call gets EAGAIN)",
@@ -115,6 +119,10 @@ impl Counts {
             ("clock jump of 1-60 s", self.clock_jump),
             ("backlog full, connection refused", self.backlog_full),
             ("batching nap (loop busy, few sockets ready)", self.naps),
+            (
+                "socket option or peer address failed after accept",
+                self.failed_prepare,
+            ),
         ]
     }
 
@@ -135,6 +143,7 @@ impl Counts {
         f(&mut self.clock_jump, o.clock_jump);
         f(&mut self.backlog_full, o.backlog_full);
         f(&mut self.naps, o.naps);
+        f(&mut self.failed_prepare, o.failed_prepare);
     }
 }
 
@@ -194,6 +203,12 @@ pub struct World {
     progress: Duration,
     /// `SIM_LOG=N`: print what happens to connection N (for replaying a failure).
     log: Option<usize>,
+    /// A step after `accept` failed with more connections pending: the loop owes the
+    /// listener another `accept` before its next `select` (unless its round's budget of
+    /// accepts ran out), not a pause.
+    accept_owed: bool,
+    /// `accept` calls since the last `select`.
+    accepts_this_round: usize,
 }
 
 /// No byte moved for this long: the plan sends the signal.
@@ -253,6 +268,8 @@ impl World {
             progress: Duration::ZERO,
             emfile_streak: (0, Duration::ZERO),
             log: std::env::var("SIM_LOG").ok().and_then(|v| v.parse().ok()),
+            accept_owed: false,
+            accepts_this_round: 0,
         };
         let listener = world
             .alloc(Obj::Listener, false)
@@ -522,8 +539,12 @@ impl Net for SimNet {
         self.0.borrow_mut().select(sets, timeout)
     }
 
-    fn accept(&mut self, listener: &SimSocket) -> io::Result<(SimSocket, SocketAddr)> {
+    fn accept(&mut self, listener: &SimSocket) -> io::Result<SimSocket> {
         self.0.borrow_mut().accept(listener)
+    }
+
+    fn prepare(&mut self, socket: &SimSocket) -> io::Result<SocketAddr> {
+        self.0.borrow_mut().prepare(socket)
     }
 
     fn recv(&mut self, socket: &SimSocket, buf: &mut [u8]) -> io::Result<usize> {
@@ -565,6 +586,13 @@ impl Net for SimNet {
 impl World {
     fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize> {
         self.selects += 1;
+        // The loop's budget is 64 accepts per listener per round.
+        if std::mem::take(&mut self.accept_owed) && self.accepts_this_round < 64 {
+            self.failures.push(
+                "a failed step on one accepted socket stopped the accepting of the others".into(),
+            );
+        }
+        self.accepts_this_round = 0;
         if self.selects > self.max_selects {
             let kinds: Vec<_> = self.active.iter().map(|&i| self.peers[i].kind).collect();
             self.failures.push(format!(
@@ -614,7 +642,9 @@ impl World {
         Err(io::Error::other("simulation: deadlock"))
     }
 
-    pub fn accept(&mut self, listener: &SimSocket) -> io::Result<(SimSocket, SocketAddr)> {
+    pub fn accept(&mut self, listener: &SimSocket) -> io::Result<SimSocket> {
+        self.accept_owed = false;
+        self.accepts_this_round += 1;
         if !matches!(self.fds.get(listener.0 as usize), Some(Some(Obj::Listener))) {
             self.failures
                 .push(format!("accept on fd {}, not the listener", listener.0));
@@ -658,8 +688,24 @@ impl World {
         self.links[l].accepted = true;
         self.progress = self.elapsed;
         self.log(l, format_args!("accepted as fd {}", socket.0));
+        Ok(socket)
+    }
+
+    /// The socket options and the peer's address: from four addresses (so that
+    /// `--max-conns-per-ip` has several to count), or `EINVAL` when the peer reset the
+    /// connection first.
+    pub fn prepare(&mut self, socket: &SimSocket) -> io::Result<SocketAddr> {
+        let l = self.link_of(socket)?;
+        if self.rng.chance(self.faults.prepare) {
+            self.counts.failed_prepare += 1;
+            self.log(l, format_args!("prepare: EINVAL (the peer reset it)"));
+            self.links[l].reset();
+            self.accept_owed = !self.backlog.is_empty();
+            return Err(errno(libc::EINVAL));
+        }
         let port = 10_000 + (l % 50_000) as u16;
-        Ok((socket, SocketAddr::from((Ipv4Addr::LOCALHOST, port))))
+        let ip = Ipv4Addr::new(127, 0, 0, 1 + (l % 4) as u8);
+        Ok(SocketAddr::from((ip, port)))
     }
 
     pub fn recv(&mut self, socket: &SimSocket, buf: &mut [u8]) -> io::Result<usize> {

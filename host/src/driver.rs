@@ -10,74 +10,39 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::ops::Range;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant as StdInstant};
 
-use echoloop_core::{Action, CloseReason, ConnId, ConnSlot, ErrorKind, Instant};
-use echoloop_core::{Parts, PartsRef, Storage};
+use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant, Server};
 use log::{debug, info, warn};
 
 use crate::batch::Batching;
 use crate::fd_set;
 use crate::net::{Net, Sets, Sys};
+use crate::nofile;
+use crate::per_ip::PerIp;
+use crate::storage::HeapStorage;
 use crate::sys;
-use crate::trace::Trace;
+use crate::trace::{Moved, Names, Trace};
 
-/// The most connections `--max-conns` allows: with the process's own descriptors (stdio,
-/// listeners, the self-pipe, the reserve fd) it fits the usual default `RLIMIT_NOFILE` of
-/// 1024. `select` itself is not the limit (host rule 1).
-pub const MAX_CONNS: usize = 1000;
+/// The most connections `--max-conns` allows: what the core's 16-bit connection index
+/// can number.
+pub const MAX_CONNS: usize = echoloop_core::MAX_CONNS;
 
-/// The size of a pool buffer, so the most bytes held for a peer that does not read.
-/// 16 KiB keeps a full streaming round (one `recv`, one `send`) to a few syscalls.
-pub const QUEUE: usize = 16 * 1024;
+/// The default `--max-conns`, as Redis's `maxclients`.
+pub const DEFAULT_MAX_CONNS: usize = 10_000;
 
-/// The core this driver runs, on the heap.
-pub type Core = echoloop_core::Server<HeapStorage>;
+/// The default `--queue-size`: the most bytes held for a peer that does not read. 64 KiB
+/// is what the peers of the comparison benchmark hold and what a streaming echo wants:
+/// one `recv` and one `send` per round move a whole 64 KiB socket buffer's worth.
+pub const DEFAULT_QUEUE: usize = 64 * 1024;
 
-/// The core's memory on the heap: one slot per connection and one pool buffer per
-/// connection (`--max-conns` of each). The pool's bytes are one zeroed allocation, which
-/// the allocator takes straight from the kernel (calloc, mmap): its pages cost nothing until
-/// a buffer is first used, so the resident memory follows the buffers in use.
-pub struct HeapStorage {
-    slots: Box<[ConnSlot]>,
-    free: Box<[u16]>,
-    bytes: Box<[u8]>,
-}
+/// The largest `--queue-size`: the core counts queued bytes in a `u32`; 1 GiB is plenty.
+pub const MAX_QUEUE: usize = 1 << 30;
 
-impl HeapStorage {
-    fn new(conns: usize) -> Self {
-        HeapStorage {
-            slots: vec![ConnSlot::EMPTY; conns].into_boxed_slice(),
-            free: vec![0; conns].into_boxed_slice(),
-            bytes: vec![0; conns * QUEUE].into_boxed_slice(),
-        }
-    }
-}
-
-impl Storage for HeapStorage {
-    fn parts(&mut self) -> Parts<'_> {
-        Parts {
-            slots: &mut self.slots,
-            free: &mut self.free,
-            bytes: &mut self.bytes,
-            queue_size: QUEUE,
-        }
-    }
-
-    fn parts_ref(&self) -> PartsRef<'_> {
-        PartsRef {
-            slots: &self.slots,
-            free: &self.free,
-            bytes: &self.bytes,
-            queue_size: QUEUE,
-        }
-    }
-}
-
-/// Entries of the descriptor → connection table to start with: every descriptor of the
-/// usual 1024-descriptor process, so that only a server past it ever grows the table.
-const BY_FD_INITIAL: usize = 1024;
+/// The core this driver runs.
+type Core = Server<HeapStorage>;
 
 /// Accepts per listener per round: new connections cannot starve open ones.
 const ACCEPTS_PER_ROUND: usize = 64;
@@ -96,13 +61,27 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long to stop accepting when out of descriptors and the reserve trick fails.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// How often cold free buffers are handed back to the operating system.
+const RECLAIM_EVERY: Duration = Duration::from_secs(1);
+
+/// Free buffers kept warm (resident) when the others are handed back: the last freed are
+/// reused first, so a few serve a whole idle crowd.
+const WARM_BUFFERS: usize = 16;
+
 /// What `echoloop serve` was asked for.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Addresses to listen on (IPv4 or IPv6; port 0 picks a free port).
     pub listen: Vec<SocketAddr>,
-    /// At most this many connections at once; at most [`MAX_CONNS`].
+    /// At most this many connections at once: 1 to [`MAX_CONNS`].
     pub max_conns: usize,
+    /// Bytes held for one connection at most: the size of a pool buffer.
+    pub queue_size: usize,
+    /// Buffers in the pool, shared by the connections with bytes waiting: 1 to
+    /// `max_conns` (more would never be used and is lowered to it).
+    pub buffers: usize,
+    /// At most this many connections from one address; `None`: no limit.
+    pub max_conns_per_ip: Option<u32>,
     /// Close connections idle for this long.
     pub idle_timeout: Option<Duration>,
     /// Print each round's sets and events on stderr.
@@ -112,52 +91,66 @@ pub struct Options {
     pub batch_wait: Duration,
 }
 
+impl Options {
+    /// The defaults of `echoloop serve`, listening on `listen`.
+    pub fn new(listen: Vec<SocketAddr>) -> Self {
+        Options {
+            listen,
+            max_conns: DEFAULT_MAX_CONNS,
+            queue_size: DEFAULT_QUEUE,
+            buffers: DEFAULT_MAX_CONNS,
+            max_conns_per_ip: None,
+            idle_timeout: None,
+            trace: false,
+            batch_wait: BATCH_WAIT,
+        }
+    }
+}
+
 /// A socket the driver owns, as it appears in logs: the peer's own address.
-pub(crate) struct Conn<S> {
-    pub(crate) id: ConnId,
-    pub(crate) fd: S,
-    pub(crate) peer: SocketAddr,
+struct Conn<S> {
+    id: ConnId,
+    fd: S,
+    peer: SocketAddr,
 }
 
 /// A listening socket.
-pub(crate) struct Listener<S> {
-    pub(crate) fd: S,
-    pub(crate) addr: SocketAddr,
+struct Listener<S> {
+    fd: S,
+    addr: SocketAddr,
 }
 
-/// What one connection's turn moved, for `--trace`.
-#[derive(Default)]
-pub(crate) struct Moved {
-    pub(crate) received: usize,
-    pub(crate) sent: usize,
-    pub(crate) eof: bool,
-    pub(crate) error: Option<io::Error>,
-}
-
-/// A running echo server: the core, its sockets, and the driver's small tables, all
-/// allocated once by [`Server::bind`] (or [`Server::new`]). `N` is the operating system
-/// as the loop sees it: [`Sys`] for real sockets.
-pub struct Server<N: Net = Sys> {
+/// The select loop: the core, its sockets, and the driver's tables. Everything a round
+/// uses is allocated by [`Driver::bind`] (or [`Driver::new`]); the per-connection tables
+/// reserve their capacity then and are touched only as connections arrive. `N` is the
+/// operating system as the loop sees it: [`Sys`] for real sockets.
+pub struct Driver<N: Net = Sys> {
     net: N,
     core: Core,
-    pub(crate) listeners: Vec<Listener<N::Socket>>,
-    /// Indexed by `ConnId::index()`.
-    pub(crate) conns: Vec<Option<Conn<N::Socket>>>,
-    /// Connections watched this round, in the core's order: kept for `--trace` only.
-    pub(crate) watched: Vec<ConnId>,
+    listeners: Vec<Listener<N::Socket>>,
+    /// Indexed by `ConnId::index()`; grown (within its reserved capacity) to the highest
+    /// index the core has handed out.
+    conns: Vec<Option<Conn<N::Socket>>>,
     /// The connection on each descriptor, so that a round serves what `select` reported
     /// ready without visiting every connection watched. Grown to the highest descriptor
     /// accepted, never shrunk.
     by_fd: Vec<Option<ConnId>>,
-    pub(crate) sets: Sets,
+    sets: Sets,
     /// Where a look (a `select` that does not wait) writes, so that `sets` survive one
     /// that finds nothing.
     look: Sets,
     batching: Batching,
-    pub(crate) signals: N::Socket,
+    signals: N::Socket,
     /// An open descriptor given up to accept-and-close when out of descriptors.
     reserve: Option<N::Socket>,
     accept_paused_until: Option<StdInstant>,
+    /// Connections per peer address, with `--max-conns-per-ip`.
+    per_ip: Option<PerIp>,
+    /// Buffers may have gone cold since this time (a connection moved bytes): hand them
+    /// back at the next reclaim.
+    reclaim_at: Option<StdInstant>,
+    /// Where the reclaimable buffers are listed before their pages go back.
+    cold: Vec<Range<usize>>,
     /// A signal came: the next one aborts.
     shutting_down: bool,
     epoch: StdInstant,
@@ -166,11 +159,12 @@ pub struct Server<N: Net = Sys> {
     trace: Option<Trace>,
 }
 
-impl Server<Sys> {
-    /// Binds every address and allocates everything the server will ever use. `signals`
-    /// is the read end of the signal self-pipe: readable (with a byte in it) means stop
-    /// (see [`signals::self_pipe`](crate::signals::self_pipe)).
-    pub fn bind(options: &Options, signals: OwnedFd) -> io::Result<Server> {
+impl Driver<Sys> {
+    /// Binds every address, fits the capacity to the open-file limit (raising it if it
+    /// can; else lowering `max_conns`, with a log line) and allocates what the server will
+    /// use. `signals` is the read end of the signal self-pipe: readable (with a byte in it)
+    /// means stop (see [`signals::self_pipe`](crate::signals::self_pipe)).
+    pub fn bind(options: &Options, signals: OwnedFd) -> io::Result<Driver> {
         let mut listeners = Vec::with_capacity(options.listen.len());
         for &addr in &options.listen {
             let what = format!("cannot listen on {addr}");
@@ -178,43 +172,54 @@ impl Server<Sys> {
             let addr = sys::local_addr(fd.as_fd())?;
             listeners.push((fd, addr));
         }
-        Server::new(Sys, options, listeners, signals)
+        let mut options = options.clone();
+        check(&options)?;
+        options.max_conns = nofile::fit(options.max_conns, nofile::OWN_FDS + listeners.len());
+        Driver::new(Sys, &options, listeners, signals)
     }
 }
 
-impl<N: Net> Server<N> {
-    /// A server on `net` with listening sockets already bound (`options.listen` is not
+impl<N: Net> Driver<N> {
+    /// A driver on `net` with listening sockets already bound (`options.listen` is not
     /// looked at) and the read end of the signal self-pipe: for simulations, or a caller
-    /// that binds its own sockets.
+    /// that binds its own sockets. `options.buffers` above `options.max_conns` is lowered
+    /// to it.
     pub fn new(
         mut net: N,
         options: &Options,
         listeners: Vec<(N::Socket, SocketAddr)>,
         signals: N::Socket,
     ) -> io::Result<Self> {
-        let config = core_config(options)?;
-        let core = Core::new(config, HeapStorage::new(options.max_conns))
+        check(options)?;
+        let buffers = options.buffers.min(options.max_conns);
+        let storage = HeapStorage::new(options.max_conns, buffers, options.queue_size)?;
+        let core = Core::new(core_config(options), storage)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let reserve = net
             .open_reserve()
             .map_err(|e| sys::context("opening /dev/null", e))?;
         let epoch = net.now();
-        Ok(Server {
+        Ok(Driver {
             net,
             core,
             listeners: listeners
                 .into_iter()
                 .map(|(fd, addr)| Listener { fd, addr })
                 .collect(),
-            conns: (0..MAX_CONNS).map(|_| None).collect(),
-            watched: Vec::with_capacity(MAX_CONNS),
-            by_fd: vec![None; BY_FD_INITIAL],
+            // Reserved, not touched: the pages come as connections do.
+            conns: Vec::with_capacity(options.max_conns),
+            by_fd: Vec::with_capacity(options.max_conns + nofile::OWN_FDS + 64),
             sets: Sets::default(),
             look: Sets::default(),
             batching: Batching::new(options.batch_wait),
             signals,
             reserve: Some(reserve),
             accept_paused_until: None,
+            per_ip: options
+                .max_conns_per_ip
+                .map(|limit| PerIp::new(options.max_conns, limit)),
+            reclaim_at: None,
+            cold: Vec::with_capacity(buffers),
             shutting_down: false,
             epoch,
             scratch: vec![0; 256].into_boxed_slice(),
@@ -222,7 +227,7 @@ impl<N: Net> Server<N> {
         })
     }
 
-    /// The operating system as this server sees it (for a simulation to inspect).
+    /// The operating system as this driver sees it (for a simulation to inspect).
     pub fn net(&self) -> &N {
         &self.net
     }
@@ -230,6 +235,17 @@ impl<N: Net> Server<N> {
     /// The addresses actually bound, in the order given (port 0 resolved).
     pub fn local_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.listeners.iter().map(|l| l.addr)
+    }
+
+    /// How many connections this driver serves at once (`--max-conns`, perhaps lowered to
+    /// the open-file limit).
+    pub fn capacity(&self) -> usize {
+        self.core.capacity()
+    }
+
+    /// Buffers in the pool.
+    pub fn buffers(&self) -> usize {
+        self.core.buffers()
     }
 
     /// What the core has done so far.
@@ -247,17 +263,9 @@ impl<N: Net> Server<N> {
                 return Ok(());
             }
             let timeout = self.build_sets();
-            if let Some(mut trace) = self.trace.take() {
-                trace.before(self, timeout);
-                self.trace = Some(trace);
-            }
+            self.trace_sets(None, timeout);
             match self.wait(timeout) {
-                Ok(n) => {
-                    if let Some(mut trace) = self.trace.take() {
-                        trace.after(self, n);
-                        self.trace = Some(trace);
-                    }
-                }
+                Ok(n) => self.trace_sets(Some(n), None),
                 // Host rule 3: a signal interrupted the wait; its byte is in the pipe.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     if let Some(trace) = &mut self.trace {
@@ -274,6 +282,24 @@ impl<N: Net> Server<N> {
             self.accept_ready(now);
             self.serve_ready(now);
             self.core.handle_timeout(now);
+            self.reclaim();
+        }
+    }
+
+    /// Traces the sets: before `select` (`ready` is `None`) or after it.
+    fn trace_sets(&mut self, ready: Option<usize>, timeout: Option<Duration>) {
+        let Some(trace) = &mut self.trace else {
+            return;
+        };
+        let names = Naming {
+            signals: self.signals.as_raw_fd(),
+            listeners: &self.listeners,
+            conns: &self.conns,
+            by_fd: &self.by_fd,
+        };
+        match ready {
+            None => trace.before(&self.sets, &names, timeout),
+            Some(n) => trace.after(&self.sets, &names, n),
         }
     }
 
@@ -325,8 +351,6 @@ impl<N: Net> Server<N> {
                 sets.read.insert(l.fd.as_raw_fd());
             }
         }
-        self.watched.clear();
-        let tracing = self.trace.is_some();
         for (id, interest) in self.core.conns() {
             let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
                 continue;
@@ -340,15 +364,12 @@ impl<N: Net> Server<N> {
             if interest.write {
                 sets.write.insert(fd);
             }
-            if tracing {
-                self.watched.push(id);
-            }
         }
         self.timeout(clock)
     }
 
-    /// The earlier of the core's deadline and the end of an accept pause, as a wait from
-    /// `clock`.
+    /// The earliest of the core's deadline, the end of an accept pause and the next
+    /// reclaim, as a wait from `clock`.
     fn timeout(&self, clock: StdInstant) -> Option<Duration> {
         let core = self.core.poll_timeout().map(|deadline| {
             let now = clock.saturating_duration_since(self.epoch).as_millis() as u64;
@@ -357,7 +378,34 @@ impl<N: Net> Server<N> {
         let pause = self
             .accept_paused_until
             .map(|t| t.saturating_duration_since(clock));
-        core.into_iter().chain(pause).min()
+        let reclaim = self.reclaim_at.map(|t| t.saturating_duration_since(clock));
+        core.into_iter().chain(pause).chain(reclaim).min()
+    }
+
+    /// Once a second after bytes moved, hands the pages of cold free buffers back to the
+    /// operating system (`madvise`), so that the resident memory follows the bytes waiting.
+    fn reclaim(&mut self) {
+        let clock = self.net.now();
+        match self.reclaim_at {
+            Some(at) if at <= clock => {}
+            Some(_) => return,
+            None => {
+                if self.core.free_buffers() < self.core.buffers() {
+                    self.reclaim_at = Some(clock + RECLAIM_EVERY);
+                }
+                return;
+            }
+        }
+        // Listed first: the core lends its list, the storage is then free to change.
+        self.cold.clear();
+        self.cold.extend(self.core.reclaimable(WARM_BUFFERS));
+        let storage = self.core.storage_mut();
+        for range in self.cold.drain(..) {
+            storage.discard(range);
+        }
+        // Keep watching while buffers are in use: they may go cold by the next time.
+        let busy = self.core.free_buffers() < self.core.buffers();
+        self.reclaim_at = busy.then(|| clock + RECLAIM_EVERY);
     }
 
     /// A signal arrived: stop accepting and start the graceful shutdown (host rule 8).
@@ -410,8 +458,16 @@ impl<N: Net> Server<N> {
             return false;
         };
         match self.net.accept(&listener.fd) {
-            Ok((fd, peer)) => {
-                self.admit(now, fd, peer);
+            Ok(fd) => {
+                match self.net.prepare(&fd) {
+                    Ok(peer) => self.admit(now, fd, peer),
+                    // The peer reset it already (macOS: EINVAL): this socket only.
+                    Err(e) => {
+                        debug!("closing a connection just accepted: {e}");
+                        self.net.close(fd);
+                        self.core.on_refused();
+                    }
+                }
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
@@ -435,9 +491,17 @@ impl<N: Net> Server<N> {
         }
     }
 
-    /// Gives an accepted socket a slot, or closes it when the core refuses. Any
-    /// descriptor number is served (host rule 1).
+    /// Gives an accepted socket a slot, or closes it when its address holds its share
+    /// already or the core refuses. Any descriptor number is served (host rule 1).
     fn admit(&mut self, now: Instant, fd: N::Socket, peer: SocketAddr) {
+        if let Some(per_ip) = &mut self.per_ip {
+            if !per_ip.admit(peer.ip()) {
+                self.net.close(fd);
+                self.core.on_refused();
+                info!("refusing {peer}: its address holds --max-conns-per-ip connections");
+                return;
+            }
+        }
         let raw = fd.as_raw_fd();
         match self.core.on_accepted(now) {
             Ok(id) => {
@@ -445,19 +509,13 @@ impl<N: Net> Server<N> {
                 if let Some(trace) = &mut self.trace {
                     trace.event(peer, format_args!("accepted as {id} (fd {raw})"));
                 }
-                let index = usize::try_from(raw).unwrap_or(0);
-                if index >= self.by_fd.len() {
-                    // Doubling: a new highest descriptor allocates only now and then.
-                    self.by_fd.resize((index + 1).next_power_of_two(), None);
-                }
-                if let Some(entry) = self.by_fd.get_mut(index) {
-                    *entry = Some(id);
-                }
-                if let Some(slot) = self.conns.get_mut(id.index()) {
-                    *slot = Some(Conn { id, fd, peer });
-                }
+                set(&mut self.by_fd, usize::try_from(raw).unwrap_or(0), Some(id));
+                set(&mut self.conns, id.index(), Some(Conn { id, fd, peer }));
             }
             Err(e) => {
+                if let Some(per_ip) = &mut self.per_ip {
+                    per_ip.release(peer.ip());
+                }
                 self.net.close(fd);
                 info!("refusing {peer}: {e}");
             }
@@ -480,10 +538,10 @@ impl<N: Net> Server<N> {
             self.net.close(reserve);
             for _ in 0..ACCEPTS_PER_ROUND {
                 match self.net.accept(&listener.fd) {
-                    Ok((fd, peer)) => {
+                    Ok(fd) => {
                         self.net.close(fd);
                         self.core.on_refused();
-                        info!("refusing {peer}: out of file descriptors");
+                        info!("refusing a connection: out of file descriptors");
                     }
                     Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -568,6 +626,9 @@ impl<N: Net> Server<N> {
         if let Some(entry) = self.by_fd.get_mut(conn.fd.as_raw_fd() as usize) {
             *entry = None;
         }
+        if let Some(per_ip) = &mut self.per_ip {
+            per_ip.release(conn.peer.ip());
+        }
         info!("closing {}: {reason}", conn.peer);
         if let Some(trace) = &mut self.trace {
             trace.event(conn.peer, format_args!("core: close ({reason})"));
@@ -576,23 +637,79 @@ impl<N: Net> Server<N> {
     }
 }
 
-/// The core's configuration, or an error naming the compiled limit.
-fn core_config(options: &Options) -> io::Result<echoloop_core::Config> {
-    if options.max_conns == 0 || options.max_conns > MAX_CONNS {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "--max-conns {} is out of range: this build serves 1 to {MAX_CONNS} connections",
-                options.max_conns
-            ),
+/// Sets `table[index]`, first growing the table with `None`s if it is shorter. Within the
+/// capacity reserved at start-up this allocates nothing; past it (a descriptor beyond
+/// what the open-file limit suggested), the table doubles.
+fn set<T>(table: &mut Vec<Option<T>>, index: usize, value: Option<T>) {
+    if index >= table.len() {
+        let len = if index < table.capacity() {
+            index + 1
+        } else {
+            (index + 1).next_power_of_two()
+        };
+        table.resize_with(len, || None);
+    }
+    if let Some(entry) = table.get_mut(index) {
+        *entry = value;
+    }
+}
+
+/// The names `--trace` gives descriptors, from the driver's tables.
+struct Naming<'a, S> {
+    signals: RawFd,
+    listeners: &'a [Listener<S>],
+    conns: &'a [Option<Conn<S>>],
+    by_fd: &'a [Option<ConnId>],
+}
+
+impl<S: AsRawFd> Names for Naming<'_, S> {
+    fn name(&self, fd: RawFd, out: &mut String) {
+        use std::fmt::Write as _;
+        if fd == self.signals {
+            out.push_str("signals");
+        } else if let Some(l) = self.listeners.iter().find(|l| l.fd.as_raw_fd() == fd) {
+            let _ = write!(out, "listener {}", l.addr);
+        } else if let Some(conn) = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.by_fd.get(i).copied().flatten())
+            .and_then(|id| self.conns.get(id.index()))
+            .and_then(Option::as_ref)
+        {
+            let _ = write!(out, "{}", conn.peer);
+        } else {
+            let _ = write!(out, "fd {fd}");
+        }
+    }
+}
+
+/// Checks what the core's storage cannot: every bad value gets one line naming the flag.
+fn check(options: &Options) -> io::Result<()> {
+    let bad = |text: String| Err(io::Error::new(io::ErrorKind::InvalidInput, text));
+    if !(1..=MAX_CONNS).contains(&options.max_conns) {
+        return bad(format!(
+            "--max-conns {} is out of range: 1 to {MAX_CONNS} connections",
+            options.max_conns
         ));
     }
+    if !(1..=MAX_QUEUE).contains(&options.queue_size) {
+        return bad(format!(
+            "--queue-size {} is out of range: 1 byte to {MAX_QUEUE} bytes (1 GiB)",
+            options.queue_size
+        ));
+    }
+    if options.buffers == 0 {
+        return bad("--buffers 0: the pool needs at least one buffer".into());
+    }
+    Ok(())
+}
+
+/// The core's configuration.
+fn core_config(options: &Options) -> echoloop_core::Config {
     let idle_timeout = options.idle_timeout.map(|d| {
         echoloop_core::Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
     });
-    Ok(echoloop_core::Config { idle_timeout })
+    echoloop_core::Config { idle_timeout }
 }
-
 /// One connection's turn in a round: what `select` reported ready is served here.
 struct Turn<'a, N: Net> {
     core: &'a mut Core,
@@ -691,37 +808,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn memory_is_the_cores_footprint() {
-        // host/README.md quotes `echoloop_core::footprint` through the core's footprint
-        // example: the heap storage is exactly what that formula counts.
-        let storage = HeapStorage::new(MAX_CONNS);
-        let lent = std::mem::size_of_val(&*storage.slots)
-            + std::mem::size_of_val(&*storage.free)
-            + storage.bytes.len();
-        let fixed = echoloop_core::footprint(0, 0, QUEUE);
-        assert_eq!(
-            lent + fixed,
-            echoloop_core::footprint(MAX_CONNS, MAX_CONNS, QUEUE)
-        );
-        assert!(std::mem::size_of::<Core>() <= fixed);
-        let tables = MAX_CONNS * (2 * std::mem::size_of::<Option<Conn<OwnedFd>>>() + 8) + 256;
-        assert!(tables < 200 * 1024, "driver tables: {tables} bytes");
+    fn bad_capacities_are_refused_with_the_flag_named() {
+        let ok = Options::new(vec![]);
+        assert!(check(&ok).is_ok());
+        type Spoil = fn(&mut Options);
+        let cases: [(&str, Spoil); 5] = [
+            ("--max-conns 0", |o| o.max_conns = 0),
+            ("--max-conns 65535", |o| o.max_conns = MAX_CONNS + 1),
+            ("--queue-size 0", |o| o.queue_size = 0),
+            ("--queue-size 1073741825", |o| o.queue_size = MAX_QUEUE + 1),
+            ("--buffers 0", |o| o.buffers = 0),
+        ];
+        for (flag, spoil) in cases {
+            let mut o = ok.clone();
+            spoil(&mut o);
+            let err = check(&o).unwrap_err().to_string();
+            assert!(err.starts_with(flag), "{err}");
+        }
+        let mut most = ok.clone();
+        most.max_conns = MAX_CONNS;
+        assert!(check(&most).is_ok(), "65,534 is what the core can index");
     }
 
     #[test]
-    fn max_conns_may_lower_the_capacity_but_not_raise_it() {
-        let options = |max_conns| Options {
-            listen: vec![],
-            max_conns,
-            idle_timeout: None,
-            trace: false,
-            batch_wait: BATCH_WAIT,
-        };
-        assert!(core_config(&options(10)).is_ok());
-        assert!(core_config(&options(MAX_CONNS)).is_ok());
-        for bad in [0, MAX_CONNS + 1] {
-            let err = core_config(&options(bad)).unwrap_err().to_string();
-            assert!(err.contains("1000"), "{err}");
-        }
+    fn tables_grow_within_their_reserved_capacity_without_moving() {
+        let mut table: Vec<Option<u32>> = Vec::with_capacity(100);
+        let at = table.as_ptr();
+        set(&mut table, 41, Some(1));
+        assert_eq!(table.len(), 42);
+        set(&mut table, 99, Some(2));
+        assert_eq!((table.len(), table.as_ptr()), (100, at));
+        set(&mut table, 100, Some(3));
+        assert_eq!(table.len(), 128);
+        assert_eq!(
+            (table[41], table[99], table[100], table[0]),
+            (Some(1), Some(2), Some(3), None)
+        );
     }
 }

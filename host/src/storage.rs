@@ -1,0 +1,89 @@
+//! The core's memory on the host: sized at run time, on the heap, and resident only as it
+//! is used.
+//!
+//! The connection table (`--max-conns` slots of 32 bytes) and the pool's free stack
+//! (`--buffers` entries of 2 bytes) are ordinary heap allocations. The pool's bytes
+//! (`--buffers × --queue-size`, 640 MiB at the defaults) are a [`Region`]: address space
+//! reserved with `MAP_NORESERVE`, so the defaults start on a machine with far less memory,
+//! and a page becomes resident only when a buffer is first written. Free buffers that went
+//! cold are handed back with [`HeapStorage::discard`], so the resident memory follows the
+//! bytes actually waiting.
+
+use std::io;
+use std::ops::Range;
+
+use echoloop_core::{ConnSlot, Parts, PartsRef, Storage};
+
+use crate::sys::Region;
+
+/// The core's three tables: slots, free stack, pool bytes.
+pub struct HeapStorage {
+    slots: Box<[ConnSlot]>,
+    free: Box<[u16]>,
+    bytes: Region,
+    queue_size: usize,
+}
+
+impl HeapStorage {
+    /// Tables for `conns` connections sharing `buffers` buffers of `queue_size` bytes.
+    /// The core checks the sizes (see `echoloop_core::Server::new`); this only fails when
+    /// the address space cannot be reserved.
+    pub fn new(conns: usize, buffers: usize, queue_size: usize) -> io::Result<Self> {
+        let len = buffers
+            .checked_mul(queue_size)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pool size overflows"))?;
+        Ok(HeapStorage {
+            slots: vec![ConnSlot::EMPTY; conns].into_boxed_slice(),
+            // Zeroed: calloc hands out untouched pages; the core fills it as buffers free.
+            free: vec![0; buffers].into_boxed_slice(),
+            bytes: Region::reserve(len)?,
+            queue_size,
+        })
+    }
+
+    /// Gives the pages of a free buffer's bytes back to the operating system.
+    pub fn discard(&mut self, range: Range<usize>) {
+        self.bytes.discard(range);
+    }
+
+    /// The heap and address space these tables take, in bytes (the core's `footprint`
+    /// less its fixed part).
+    pub fn size(&self) -> usize {
+        std::mem::size_of_val(&*self.slots) + std::mem::size_of_val(&*self.free) + self.bytes.len()
+    }
+}
+
+impl Storage for HeapStorage {
+    fn parts(&mut self) -> Parts<'_> {
+        Parts {
+            slots: &mut self.slots,
+            free: &mut self.free,
+            bytes: &mut self.bytes,
+            queue_size: self.queue_size,
+        }
+    }
+
+    fn parts_ref(&self) -> PartsRef<'_> {
+        PartsRef {
+            slots: &self.slots,
+            free: &self.free,
+            bytes: &self.bytes,
+            queue_size: self.queue_size,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tables_are_what_the_cores_footprint_counts() {
+        let (conns, buffers, queue) = (10_000, 2_500, 64 * 1024);
+        let storage = HeapStorage::new(conns, buffers, queue).unwrap();
+        assert_eq!(
+            storage.size() + echoloop_core::footprint(0, 0, queue),
+            echoloop_core::footprint(conns, buffers, queue)
+        );
+    }
+}
