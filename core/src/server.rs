@@ -177,8 +177,14 @@ impl<S: Storage> Server<S> {
     /// 1 to [`MAX_CONNS`](crate::MAX_CONNS) connections, 1 buffer to one per connection, a
     /// queue size of 1 byte to `u32::MAX`, and `buffers × queue_size` bytes.
     pub fn new(config: Config, mut storage: S) -> Result<Self, StorageError> {
+        let conns = storage.slots_capacity();
         let parts = storage.parts();
-        let (conns, buffers, queue_size) = (parts.slots.len(), parts.free.len(), parts.queue_size);
+        let (buffers, queue_size) = (parts.free.len(), parts.queue_size);
+        if parts.slots.len() > conns {
+            return Err(StorageError::TooManyConns {
+                conns: parts.slots.len(),
+            });
+        }
         storage::check(conns, buffers, queue_size, parts.bytes.len())?;
         // The check bounds all three.
         let (Ok(capacity), Ok(buffers), Ok(queue_size)) = (
@@ -358,9 +364,17 @@ impl<S: Storage> Server<S> {
             return Some(index);
         }
         if self.opened < self.capacity {
+            let fresh = usize::from(self.opened);
+            if fresh >= slots.len() && !self.storage.grow_slots() {
+                return None;
+            }
             // A slot never used: whatever the storage held there is overwritten.
-            if let Some(slot) = slots.get_mut(usize::from(self.opened)) {
-                *slot = ConnSlot::EMPTY;
+            match self.storage.parts().slots.get_mut(fresh) {
+                Some(slot) => *slot = ConnSlot::EMPTY,
+                None => {
+                    debug_assert!(false, "grow_slots said yes but the table did not grow");
+                    return None;
+                }
             }
             self.opened += 1;
             return Some(self.opened - 1);

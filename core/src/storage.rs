@@ -50,11 +50,28 @@ pub struct PartsRef<'a> {
 /// Memory a [`Server`] works in. An implementation must hand out the same tables every
 /// time: the server checks their sizes once, in [`Server::new`], and relies on them after
 /// (a table that shrinks behind its back costs connections, never a panic).
+///
+/// The connection table may start shorter than the server's capacity and grow as slots
+/// are first used ([`slots_capacity`](Storage::slots_capacity),
+/// [`grow_slots`](Storage::grow_slots)): a host that reserves room for ten thousand
+/// connections then touches the memory of only those it has served.
 pub trait Storage {
     /// The tables, to change.
     fn parts(&mut self) -> Parts<'_>;
     /// The tables, to read.
     fn parts_ref(&self) -> PartsRef<'_>;
+    /// How long the connection table can grow: the server's capacity. By default the
+    /// table is as long as it will ever be.
+    fn slots_capacity(&self) -> usize {
+        self.parts_ref().slots.len()
+    }
+    /// Appends one [`ConnSlot::EMPTY`] to the connection table, within
+    /// [`slots_capacity`](Storage::slots_capacity); false if it cannot (the server then
+    /// refuses the connection it wanted the slot for). Called only when every slot of the
+    /// table is in use, once per slot. By default the table never grows.
+    fn grow_slots(&mut self) -> bool {
+        false
+    }
 }
 
 /// A server may borrow its storage, say from a `StaticCell`.
@@ -64,6 +81,12 @@ impl<T: Storage + ?Sized> Storage for &mut T {
     }
     fn parts_ref(&self) -> PartsRef<'_> {
         (**self).parts_ref()
+    }
+    fn slots_capacity(&self) -> usize {
+        (**self).slots_capacity()
+    }
+    fn grow_slots(&mut self) -> bool {
+        (**self).grow_slots()
     }
 }
 

@@ -2,7 +2,10 @@
 //! is used.
 //!
 //! The connection table (`--max-conns` slots of 32 bytes) and the pool's free stack
-//! (`--buffers` entries of 2 bytes) are ordinary heap allocations. The pool's bytes
+//! (`--buffers` entries of 2 bytes) are ordinary heap allocations, reserved at start-up
+//! and touched only as they are used: the table grows a slot at a time (within its
+//! reserved capacity, so growing never allocates) when the core first needs one, and the
+//! free stack comes zeroed from `calloc`. The pool's bytes
 //! (`--buffers × --queue-size`, 640 MiB at the defaults) are a [`Region`]: address space
 //! reserved with `MAP_NORESERVE`, so the defaults start on a machine with far less memory,
 //! and a page becomes resident only when a buffer is first written. Free buffers that went
@@ -18,7 +21,9 @@ use crate::sys::Region;
 
 /// The core's three tables: slots, free stack, pool bytes.
 pub struct HeapStorage {
-    slots: Box<[ConnSlot]>,
+    /// Grows to `conns`, never beyond: its capacity is reserved up front.
+    slots: Vec<ConnSlot>,
+    conns: usize,
     free: Box<[u16]>,
     bytes: Region,
     queue_size: usize,
@@ -33,7 +38,9 @@ impl HeapStorage {
             .checked_mul(queue_size)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pool size overflows"))?;
         Ok(HeapStorage {
-            slots: vec![ConnSlot::EMPTY; conns].into_boxed_slice(),
+            // Reserved, not touched: a large allocation is fresh pages from the kernel.
+            slots: Vec::with_capacity(conns),
+            conns,
             // Zeroed: calloc hands out untouched pages; the core fills it as buffers free.
             free: vec![0; buffers].into_boxed_slice(),
             bytes: Region::reserve(len)?,
@@ -49,7 +56,9 @@ impl HeapStorage {
     /// The heap and address space these tables take, in bytes (the core's `footprint`
     /// less its fixed part).
     pub fn size(&self) -> usize {
-        std::mem::size_of_val(&*self.slots) + std::mem::size_of_val(&*self.free) + self.bytes.len()
+        self.conns * std::mem::size_of::<ConnSlot>()
+            + std::mem::size_of_val(&*self.free)
+            + self.bytes.len()
     }
 }
 
@@ -71,6 +80,19 @@ impl Storage for HeapStorage {
             queue_size: self.queue_size,
         }
     }
+
+    fn slots_capacity(&self) -> usize {
+        self.conns
+    }
+
+    fn grow_slots(&mut self) -> bool {
+        // Within the reserved capacity `push` never reallocates: growing allocates nothing.
+        if self.slots.len() >= self.conns.min(self.slots.capacity()) {
+            return false;
+        }
+        self.slots.push(ConnSlot::EMPTY);
+        true
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +106,25 @@ mod tests {
         assert_eq!(
             storage.size() + echoloop_core::footprint(0, 0, queue),
             echoloop_core::footprint(conns, buffers, queue)
+        );
+    }
+
+    #[test]
+    fn the_table_grows_a_slot_at_a_time_up_to_its_capacity_without_reallocating() {
+        let mut storage = HeapStorage::new(3, 1, 8).unwrap();
+        assert!(
+            storage.parts_ref().slots.is_empty(),
+            "nothing touched at start-up"
+        );
+        let reserved = storage.slots.as_ptr();
+        assert_eq!(storage.slots_capacity(), 3);
+        assert!(storage.grow_slots() && storage.grow_slots() && storage.grow_slots());
+        assert!(!storage.grow_slots(), "never past --max-conns");
+        assert_eq!(storage.parts_ref().slots.len(), 3);
+        assert_eq!(
+            storage.slots.as_ptr(),
+            reserved,
+            "growing never reallocated"
         );
     }
 }

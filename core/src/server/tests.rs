@@ -243,6 +243,96 @@ fn slots_the_storage_started_with_are_never_trusted() {
     assert_eq!(s.conns().count(), 1);
 }
 
+/// A table that starts empty and grows one slot at a time, as the host's does.
+struct Growing {
+    slots: Vec<ConnSlot>,
+    conns: usize,
+    free: Vec<u16>,
+    bytes: Vec<u8>,
+    grown: usize,
+}
+
+impl Storage for Growing {
+    fn parts(&mut self) -> crate::Parts<'_> {
+        crate::Parts {
+            slots: &mut self.slots,
+            free: &mut self.free,
+            bytes: &mut self.bytes,
+            queue_size: 8,
+        }
+    }
+    fn parts_ref(&self) -> crate::PartsRef<'_> {
+        crate::PartsRef {
+            slots: &self.slots,
+            free: &self.free,
+            bytes: &self.bytes,
+            queue_size: 8,
+        }
+    }
+    fn slots_capacity(&self) -> usize {
+        self.conns
+    }
+    fn grow_slots(&mut self) -> bool {
+        self.grown += 1;
+        if self.slots.len() >= self.conns {
+            return false;
+        }
+        self.slots.push(ConnSlot::EMPTY);
+        true
+    }
+}
+
+#[test]
+fn a_growing_table_grows_only_when_every_slot_is_in_use() {
+    let storage = Growing {
+        slots: Vec::new(),
+        conns: 3,
+        free: vec![0; 2],
+        bytes: vec![0; 16],
+        grown: 0,
+    };
+    let mut s = Server::new(Config::new(), storage).unwrap();
+    assert_eq!(s.capacity(), 3);
+    let now = at(0);
+    let a = s.on_accepted(now).unwrap();
+    let b = s.on_accepted(now).unwrap();
+    assert_eq!(s.storage().slots.len(), 2);
+    recv(&mut s, now, a, b"hi");
+    assert_eq!(send(&mut s, now, a, 8), b"hi");
+    s.on_eof(now, a).unwrap();
+    assert_eq!(actions(&mut s), [Action::Close(a, CloseReason::PeerClosed)]);
+    // A freed slot is reused before the table grows again.
+    let c = s.on_accepted(now).unwrap();
+    assert_eq!(
+        (c.index(), s.storage().slots.len(), s.storage().grown),
+        (0, 2, 2)
+    );
+    let d = s.on_accepted(now).unwrap();
+    assert_eq!((d.index(), s.storage().slots.len()), (2, 3));
+    assert_eq!(s.on_accepted(now), Err(Error::Full), "capacity reached");
+    assert_eq!(s.storage().grown, 3, "a full table is not asked to grow");
+    for id in [b, c, d] {
+        recv(&mut s, now, id, b"ok");
+        assert_eq!(send(&mut s, now, id, 8), b"ok");
+    }
+}
+
+#[test]
+fn a_table_that_cannot_grow_refuses_the_connection() {
+    let storage = Growing {
+        slots: Vec::new(),
+        conns: 2,
+        free: vec![0; 1],
+        bytes: vec![0; 8],
+        grown: 0,
+    };
+    let mut s = Server::new(Config::new(), storage).unwrap();
+    s.storage_mut().conns = 1; // the storage changed its mind: it grows no further
+    assert!(s.on_accepted(at(0)).is_ok());
+    assert_eq!(s.on_accepted(at(0)), Err(Error::Full));
+    assert_eq!(s.conn_count(), 1);
+}
+
 #[test]
 fn stale_ids_are_rejected_everywhere() {
     let mut s = new(Config::new());
