@@ -19,6 +19,11 @@ A server that cannot hold a case (refuses or resets connections, never serves so
 drops idle ones, or dies) shows "n/a" with the reason; that fails the run only at 1,000
 connections or fewer, which every server here holds (select's FD_SETSIZE is 1024). Any
 echo that differs from what was sent fails the run.
+
+The UDP cases ping-pong datagrams (`echoloop bench --udp`) against the servers that serve
+UDP echo: `echoloop serve --udp ADDR:PORT` (its `listening on udp ADDR:PORT` line gives the
+port) and `tokio-echo --udp`. A server without UDP shows "n/a" (not a failure): the C and
+Python peers, and an echoloop whose `serve` has no `--udp` yet.
 """
 import argparse
 import json
@@ -32,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 # (name, mode, busy connections, size, idle connections)
@@ -46,6 +52,8 @@ CASES = [
     ("pingpong 5,000 x 64 B", "pingpong", 5000, 64, 0),
     ("pingpong 10,000 x 64 B", "pingpong", 10000, 64, 0),
     ("10,000 open, 100 busy x 64 B", "pingpong", 100, 64, 9900),
+    ("udp 1 x 64 B", "udp", 1, 64, 0),
+    ("udp 16 x 64 B", "udp", 16, 64, 0),
 ]
 # --smoke: every case, small. Above 1,000 connections it still crosses select's limit,
 # so the "n/a" path is exercised too.
@@ -60,11 +68,19 @@ SMOKE_CASES = [
     ("pingpong 1,100 x 64 B", "pingpong", 1100, 64, 0),
     ("pingpong 1,200 x 64 B", "pingpong", 1200, 64, 0),
     ("1,200 open, 10 busy x 64 B", "pingpong", 10, 64, 1190),
+    ("udp 1 x 64 B", "udp", 1, 64, 0),
+    ("udp 16 x 64 B", "udp", 16, 64, 0),
 ]
 # Every server holds this many connections; above it, "n/a" is an answer, not a failure.
 ALL_HOLD = 1000
 # Servers whose names start with this are echoloop builds; the rest are its peers.
 OURS = "echoloop"
+# The peers that serve UDP echo (echoloop builds do once `serve` takes `--udp`).
+UDP_PEERS = ("tokio", "tokio-mt", "tokio-16k")
+
+
+class NoUdp(Exception):
+    """The server has no UDP echo: its UDP cases are "n/a", not failures."""
 
 TICK = os.sysconf("SC_CLK_TCK")
 COLOURS = {"echoloop": "#1b9e77", "echoloop-nobatch": "#8fd3bf", "tokio": "#7570b3",
@@ -120,8 +136,17 @@ def raise_fd_limit(want):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def server_cmd(name, args):
+def server_cmd(name, args, udp=False):
+    """The command that starts server `name`; with `udp`, serving UDP echo too (NoUdp
+    for a server that has none)."""
     listen = "127.0.0.1:0"
+    if udp:
+        if name.startswith(OURS) or any(o.split("=", 1)[0] == name for o in args.other_echoloop):
+            # TCP as well: serve takes --udp beside its listeners.
+            return server_cmd(name, args) + ["--udp", listen]
+        if name not in UDP_PEERS:
+            raise NoUdp("serves TCP only")
+        return server_cmd(name, args)[:-1] + ["--udp", listen]
     for other in args.other_echoloop:
         other_name, path = other.split("=", 1)
         if name == other_name:
@@ -139,15 +164,25 @@ def server_cmd(name, args):
     }[name]
 
 
-def start_server(cmd):
+def start_server(cmd, udp=False):
+    """(process, address): the first `listening on ADDR` line's, or with `udp` the
+    `listening on udp ADDR` line's (echoloop prints its TCP lines first). An echoloop
+    whose serve rejects `--udp` as a usage error (exit 2) raises NoUdp."""
     env = dict(os.environ, RUST_LOG="warn")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, env=env, text=True)
+    want = "listening on udp " if udp else "listening on "
     line = proc.stdout.readline()
-    if not line.startswith("listening on "):
+    while line.startswith("listening on ") and not line.startswith(want):
+        line = proc.stdout.readline()
+    if not line.startswith(want):
         proc.kill()
-        proc.wait()
-        raise RuntimeError("%s did not start: %r" % (cmd[0], line))
+        _, err = proc.communicate()
+        if udp and proc.returncode == 2 and "--udp" in err:
+            raise NoUdp("its serve rejects --udp: %s" % err.strip().splitlines()[0])
+        raise RuntimeError("%s did not start: %r %s" % (cmd[0], line, err.strip()[-300:]))
+    # Nothing reads stderr from here on: a server that logs must not block on a full pipe.
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
     return proc, line.split()[-1]
 
 
@@ -242,16 +277,21 @@ def cannot_hold(r, conns, idle):
 
 def run_one(server, case, args, pins, count_syscalls):
     _, mode, conns, size, idle = case
-    proc, addr = start_server(pinned(server_cmd(server, args), pins and pins[0]))
+    udp = mode == "udp"
+    try:
+        proc, addr = start_server(pinned(server_cmd(server, args, udp), pins and pins[0]), udp)
+    except NoUdp as e:
+        return {"na": "no UDP echo (%s)" % e, "unsupported": True}
     try:
         time.sleep(0.1)
         idle_kib = proc_status_kib(proc.pid, "VmRSS")
         perf_path = os.path.join(tempfile.gettempdir(), "echoloop-perf-stat-%d.txt" % os.getpid())
         perf = start_perf(proc.pid, perf_path) if count_syscalls else None
         ticks0 = proc_cpu_ticks(proc.pid)
-        bench = [args.echoloop, "bench", "--connect", addr, "--mode", mode,
-                 "--conns", str(conns), "--idle", str(idle), "--size", str(size),
-                 "--duration", str(args.duration), "--warmup", str(args.warmup), "--json"]
+        load_kind = ["--udp"] if udp else ["--mode", mode, "--idle", str(idle)]
+        bench = [args.echoloop, "bench", "--connect", addr] + load_kind + [
+            "--conns", str(conns), "--size", str(size),
+            "--duration", str(args.duration), "--warmup", str(args.warmup), "--json"]
         load = subprocess.Popen(pinned(bench, pins and pins[1]), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         loaded_kib = sample_rss(proc.pid, load)
@@ -288,13 +328,15 @@ def run_one(server, case, args, pins, count_syscalls):
         "peak_rss_kib": peak_kib,
         "bench_cpu_percent": r["cpu_percent"],
         "bench_cpu_us_per_rt": 1e6 * r["cpu_seconds"] / r["messages"] if r["messages"] else None,
+        "udp_loss_percent": (100.0 * r["udp"]["lost"] / r["udp"]["sent"]
+                             if udp and r["udp"]["sent"] else None),
         "mismatches": 0,
     }
 
 
 METRICS = ["messages_per_sec", "mb_per_sec", "p50_us", "p99_us", "server_cpu_us_per_rt",
            "server_cpu_s_per_gb", "server_syscalls_per_rt", "idle_rss_kib", "loaded_rss_kib",
-           "peak_rss_kib", "bench_cpu_percent", "bench_cpu_us_per_rt"]
+           "peak_rss_kib", "bench_cpu_percent", "bench_cpu_us_per_rt", "udp_loss_percent"]
 
 
 def summarise(runs):
@@ -302,11 +344,12 @@ def summarise(runs):
     hold the case (one that cannot hold it every time cannot hold it)."""
     ok = [r for r in runs if "na" not in r and "error" not in r]
     out = {"rounds": len(ok),
+           "unsupported": bool(runs) and all(r.get("unsupported") for r in runs),
            "na": sorted(set(r["na"] for r in runs if "na" in r)) or None,
            "errors": [r["error"] for r in runs if "error" in r],
            "mismatches": sum(r.get("mismatches", 0) for r in runs)}
     for m in METRICS:
-        vals = [r[m] for r in ok if r[m] is not None]
+        vals = [r[m] for r in ok if r.get(m) is not None]
         out[m] = ({"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
                   if vals and not out["na"] and not out["errors"] else None)
     return out
@@ -357,7 +400,14 @@ def markdown_table(results, meta, servers, cases):
                 spread(r, "server_syscalls_per_rt", 2), mib(med(r, "loaded_rss_kib")),
                 mib(med(r, "peak_rss_kib")), fmt(med(r, "bench_cpu_percent"), 0)))
     lines += ["", "Cells: median (min–max) over the rounds. RT = round trip (stream: one "
-              "write-size chunk echoed). n/a: the server did not hold the case (why)."]
+              "write-size chunk echoed; udp: one datagram echoed). n/a: the server did not "
+              "hold the case (why), or has no UDP echo."]
+    loss = ["%s, %s: %s %%" % (c[0], s, spread(results[c[0]][s], "udp_loss_percent", 2))
+            for c in cases if c[1] == "udp" for s in servers
+            if results[c[0]][s].get("udp_loss_percent")]
+    if loss:
+        lines += ["", "UDP datagrams lost (no echo within `echoloop bench --udp`'s timeout): "
+                  + "; ".join(loss) + "."]
     return "\n".join(lines)
 
 
@@ -386,6 +436,8 @@ def targets(results, servers, cases):
     if OURS not in servers:
         return rows
     for name, mode, conns, _, idle in cases:
+        if mode == "udp":
+            continue  # issue 12's targets are TCP's
         total = conns + idle
         metric, unit = (("server_cpu_s_per_gb", "s/GB") if mode == "stream"
                         else ("server_cpu_us_per_rt", "µs/RT"))
@@ -535,7 +587,8 @@ def main():
     print(md)
     failed = [(c[0], s) for c in cases for s in servers
               if results[c[0]][s]["errors"] or
-              (results[c[0]][s]["rounds"] == 0 and c[2] + c[4] <= ALL_HOLD)]
+              (results[c[0]][s]["rounds"] == 0 and c[2] + c[4] <= ALL_HOLD
+               and not results[c[0]][s]["unsupported"])]
     for case, s in failed:
         print("failed: %s, %s: %s" % (case, s, "; ".join(
             results[case][s]["errors"] + (results[case][s]["na"] or []))), file=sys.stderr)

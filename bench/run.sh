@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The comparison benchmark, in one command: builds echoloop, the tokio peer (release) and
 # the two C peers (gcc -O2), then runs the same cases against echoloop serve and every
-# peer (bench/compare.py), writing bench/results/results.{md,json} and
-# bench/results/cpu_per_round_trip.svg.
+# peer (bench/compare.py; the UDP cases against the servers with a UDP echo), writing
+# bench/results/results.{md,json} and bench/results/cpu_per_round_trip.svg.
 #
-#   bash bench/run.sh              # the full run: 10 cases x 7 servers x 5 rounds
+#   bash bench/run.sh              # the full run: 12 cases (2 of them UDP) x 7 servers x 5 rounds
 #   bash bench/run.sh --smoke      # every case, small: well under 2 minutes (CI)
 #   bash bench/run.sh --rounds 5 --duration 5   # other compare.py flags pass through
 #

@@ -1,6 +1,7 @@
 //! The Cortex-M4 firmware serves the host: `ports/qemu-m4/serve` boots it under QEMU with
 //! its emulated LAN9118 on QEMU's user network, and the host's own tools (`echoloop
-//! client`, `echoloop bench`) and raw sockets talk to it through 127.0.0.1.
+//! client`, `echoloop bench`, over TCP and with `--udp`) and raw sockets talk to it
+//! through 127.0.0.1.
 //!
 //! They need `qemu-system-arm`, the thumbv7em-none-eabihf target and `defmt-print` (the
 //! firmware's log tells them its slot count), so `cargo test --workspace` skips them and
@@ -8,7 +9,7 @@
 //! where a firmware that does not work fails them.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -44,10 +45,15 @@ fn build_firmware() {
     });
 }
 
-/// A port of 127.0.0.1 nobody listens on just now.
+/// A port of 127.0.0.1 nobody uses just now, over TCP nor UDP (`serve` forwards both).
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The firmware under QEMU, through `serve`: QEMU takes over the script's PID, so the
@@ -317,5 +323,154 @@ fn a_client_that_never_reads_does_not_stop_the_others() {
             other.join().unwrap();
         }
         stuck.shutdown(Shutdown::Both).ok();
+    });
+}
+
+/// The largest datagram the firmware echoes: one Ethernet frame's UDP payload (QEMU
+/// fragments a larger one, and the firmware's smoltcp has no reassembly).
+const MAX_DATAGRAM: usize = 1472;
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn udp_client_gets_every_datagram_back_through_qemus_nat() {
+    with_timeout(Duration::from_secs(180), || {
+        let fw = boot();
+        let addr = fw.addr.to_string();
+        // QEMU's user network hands the firmware each datagram from 10.0.2.2 and the
+        // host socket's own (ephemeral) port: the loop guard must let them through.
+        let out = run(&["client", "--udp", "--connect", &addr, "--timeout", "30"]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "client --udp failed: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains("8 of 8 datagrams echoed byte for byte, 0 differed, 0 lost"),
+            "{stdout}"
+        );
+        // The edges: the empty datagram and the largest one frame carries.
+        let largest = "z".repeat(MAX_DATAGRAM);
+        let out = run(&[
+            "client",
+            "--udp",
+            "--connect",
+            &addr,
+            "--sockets",
+            "1",
+            "--timeout",
+            "30",
+            "",
+            &largest,
+        ]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+        assert!(
+            stdout.contains("echo matches (0 bytes)")
+                && stdout.contains(&format!("echo matches ({MAX_DATAGRAM} bytes)")),
+            "{stdout}"
+        );
+    });
+}
+
+/// `echoloop bench --udp`: ping-pong datagrams, every echo compared byte for byte; exit 0
+/// only if all matched. Rate, loss and latency are QEMU's and printed, not asserted.
+fn bench_udp(conns: &'static str, size: &'static str) {
+    with_timeout(Duration::from_secs(180), move || {
+        let fw = boot();
+        let addr = fw.addr.to_string();
+        let out = run(&[
+            "bench",
+            "--udp",
+            "--json",
+            "--connect",
+            &addr,
+            "--conns",
+            conns,
+            "--size",
+            size,
+            "--duration",
+            "3",
+            "--warmup",
+            "1",
+        ]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "bench --udp failed: {stdout}{}",
+            text(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("bench --json printed no JSON ({e}): {stdout}"));
+        let udp = &json["udp"];
+        eprintln!(
+            "firmware, UDP {conns} x {size} B: {:.0} datagrams/s, {} of {} lost, p50 {:.0} us, p99 {:.0} us",
+            json["messages_per_sec"].as_f64().unwrap_or(0.0),
+            udp["lost"],
+            udp["sent"],
+            json["latency_us"]["p50"].as_f64().unwrap_or(0.0),
+            json["latency_us"]["p99"].as_f64().unwrap_or(0.0),
+        );
+        let messages = json["messages"].as_u64().unwrap();
+        assert!(messages > 0, "{json}");
+        assert_eq!(json["mismatches"], 0, "{json}");
+        assert_eq!(udp["duplicates"], 0, "{json}");
+        assert_eq!(
+            json["bytes"].as_u64(),
+            Some(messages * size.parse::<u64>().unwrap()),
+            "{json}"
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn bench_udp_pingpong_checks_every_byte() {
+    bench_udp("4", "64");
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn bench_udp_largest_datagram_checks_every_byte() {
+    bench_udp("1", "1472");
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
+fn udp_from_a_guarded_source_port_gets_no_reply() {
+    with_timeout(Duration::from_secs(180), || {
+        // chargen's port: an echo answering it is the classic storm.
+        let guarded = match UdpSocket::bind("127.0.0.1:19") {
+            Ok(sock) => sock,
+            Err(e) => {
+                eprintln!("skipped: cannot bind 127.0.0.1:19 ({e}); run as root to check the loop guard through QEMU");
+                return;
+            }
+        };
+        let fw = boot();
+        guarded.send_to(b"from chargen", fw.addr).unwrap();
+        // The firmware says it refused it: QEMU kept the source port.
+        assert!(
+            fw.wait_for_log("LoopGuard", Duration::from_secs(30)),
+            "{}",
+            fw.stderr()
+        );
+        // A datagram from an ordinary port after it is echoed; by then a reply to the
+        // guarded one would have come first.
+        let ordinary = UdpSocket::bind("127.0.0.1:0").unwrap();
+        ordinary
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        ordinary
+            .send_to(b"from an ephemeral port", fw.addr)
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = ordinary.recv_from(&mut buf).expect("the ordinary echo");
+        assert_eq!((&buf[..n], from), (&b"from an ephemeral port"[..], fw.addr));
+        guarded.set_nonblocking(true).unwrap();
+        match guarded.recv_from(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            other => panic!("the guarded port got {other:?}"),
+        }
     });
 }

@@ -136,8 +136,8 @@ fn server_lifecycle() -> bool {
 /// guards, a full queue, every send result, stats.
 fn udp_echo() -> bool {
     use echoloop_core::udp::{
-        Budget, Endpoint, RecvResult, SendResult, SourceKey, UdpConfig, UdpEcho,
-        UdpStaticStorage, Verdict,
+        Budget, Endpoint, RecvResult, SendResult, SourceKey, UdpConfig, UdpEcho, UdpStaticStorage,
+        Verdict,
     };
     let config = UdpConfig {
         datagrams: Budget {

@@ -1,4 +1,4 @@
-//! echoloop as a TCP echo server (RFC 862, port 7) on a Cortex-M4, QEMU's `mps2-an386`,
+//! echoloop as a TCP and UDP echo server (RFC 862, port 7) on a Cortex-M4, QEMU's `mps2-an386`,
 //! reached from the host through the board's emulated LAN9118 Ethernet controller and
 //! QEMU's user-mode network (`ports/qemu-m4/serve` starts it).
 //!
@@ -15,6 +15,7 @@ mod clock;
 mod echo;
 mod irq;
 mod sizes;
+mod udp_echo;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug::{self, ExitStatus};
@@ -28,6 +29,7 @@ use static_cell::ConstStaticCell;
 use clock::Clock;
 use echo::Echo;
 use sizes::{SOCKETS, TCP_RX_BUFFER, TCP_TX_BUFFER};
+use udp_echo::UdpEcho;
 
 /// QEMU's default NIC address; any locally administered one would do.
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -38,8 +40,9 @@ const GATEWAY: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 /// A socket's receive and send buffers.
 type Buffers = ([u8; TCP_RX_BUFFER], [u8; TCP_TX_BUFFER]);
 
-static SOCKET_STORAGE: ConstStaticCell<[SocketStorage<'static>; SOCKETS]> =
-    ConstStaticCell::new([SocketStorage::EMPTY; SOCKETS]);
+/// The TCP sockets and the UDP echo's.
+static SOCKET_STORAGE: ConstStaticCell<[SocketStorage<'static>; SOCKETS + 1]> =
+    ConstStaticCell::new([SocketStorage::EMPTY; SOCKETS + 1]);
 static BUFFERS: ConstStaticCell<[Buffers; SOCKETS]> =
     ConstStaticCell::new([([0; TCP_RX_BUFFER], [0; TCP_TX_BUFFER]); SOCKETS]);
 static ETHERNET: ConstStaticCell<Option<Lan9118<Mmio>>> = ConstStaticCell::new(None);
@@ -83,7 +86,15 @@ fn main() -> ! {
         .each_mut()
         .map(|b| add_socket(&mut sockets, b));
     let mut echo = Echo::new(handles);
+    let mut udp = match UdpEcho::new(&mut sockets) {
+        Ok(udp) => udp,
+        Err(e) => {
+            defmt::error!("udp echo: {}", e);
+            exit(debug::EXIT_FAILURE)
+        }
+    };
     echo.poll(clock.now(), &mut sockets);
+    udp.poll(clock.now(), &mut sockets);
     defmt::info!(
         "listening on {=[u8]}:{} with {} sockets",
         ADDRESS.octets(),
@@ -99,8 +110,10 @@ fn main() -> ! {
         }
         let now = clock.now();
         iface.poll(now, &mut *eth, &mut sockets);
-        if echo.poll(now, &mut sockets) {
-            // The core moved bytes: smoltcp has segments to send now.
+        // Both, whatever the first did: neither service waits for the other.
+        let moved = echo.poll(now, &mut sockets);
+        if udp.poll(now, &mut sockets) || moved {
+            // The core moved bytes or datagrams: smoltcp has packets to send now.
             continue;
         }
         let next = match (iface.poll_at(now, &sockets), echo.poll_at()) {

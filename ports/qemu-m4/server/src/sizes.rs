@@ -18,3 +18,18 @@ pub const SOCKETS: usize = CONNS + 2;
 pub const TCP_RX_BUFFER: usize = 2048;
 /// Each TCP socket's send buffer.
 pub const TCP_TX_BUFFER: usize = 4096;
+/// The largest UDP payload in one Ethernet frame (1500-byte MTU, less the IPv4 and UDP
+/// headers): smoltcp is built without IP fragmentation, so a larger datagram, which QEMU
+/// sends in fragments, never arrives whole.
+pub const MAX_DATAGRAM: usize = 1500 - 20 - 8;
+/// Datagram slots of the UDP echo's queue (`UDP_SLOTS − 1` echoes may wait).
+pub const UDP_SLOTS: usize = 8;
+/// Bytes a slot holds: the largest datagram, so none is truncated.
+pub const UDP_SLOT: usize = MAX_DATAGRAM;
+/// Sources the UDP echo's flood guard remembers (sets of the core's `WAYS`).
+pub const UDP_SOURCES: usize = 16;
+/// Datagrams the UDP socket's buffer holds, each way.
+pub const UDP_PACKETS: usize = 8;
+/// Payload bytes the UDP socket's buffer holds, each way: four of the largest datagrams,
+/// more than the LAN9118's RX FIFO delivers in one burst of them.
+pub const UDP_BUFFER: usize = 4 * MAX_DATAGRAM;
