@@ -108,6 +108,9 @@ def parse_args():
                    "tokio-16k (current-thread, 16 KiB), epoll, c-select, python")
     p.add_argument("--other-echoloop", metavar="NAME=PATH", action="append", default=[],
                    help="also run this echoloop binary as server NAME (before/after a change)")
+    p.add_argument("--echoloop-args", metavar="NAME=FLAGS", action="append", default=[],
+                   help="also run the echoloop binary with these extra serve flags as server "
+                   "NAME, e.g. 'echoloop-q16k=--queue-size 16KiB' (to choose a default by data)")
     p.add_argument("--cases", help="only the cases whose name contains one of these "
                    "'|'-separated strings (names hold commas), e.g. 'pingpong 500|stream'")
     return p.parse_args()
@@ -141,7 +144,8 @@ def server_cmd(name, args, udp=False):
     for a server that has none)."""
     listen = "127.0.0.1:0"
     if udp:
-        if name.startswith(OURS) or any(o.split("=", 1)[0] == name for o in args.other_echoloop):
+        if name.startswith(OURS) or any(o.split("=", 1)[0] == name
+                                        for o in args.other_echoloop + args.echoloop_args):
             # TCP as well: serve takes --udp beside its listeners.
             return server_cmd(name, args) + ["--udp", listen]
         if name not in UDP_PEERS:
@@ -151,6 +155,10 @@ def server_cmd(name, args, udp=False):
         other_name, path = other.split("=", 1)
         if name == other_name:
             return [path, "serve", "--listen", listen]
+    for variant in args.echoloop_args:
+        variant_name, flags = variant.split("=", 1)
+        if name == variant_name:
+            return [args.echoloop, "serve", "--listen", listen] + flags.split()
     return {
         "echoloop": [args.echoloop, "serve", "--listen", listen],
         # The same binary without batching (host/src/batch.rs): its before/after.
@@ -534,7 +542,8 @@ def machine():
 
 def main():
     args = parse_args()
-    servers = args.servers.split(",") + [o.split("=", 1)[0] for o in args.other_echoloop]
+    servers = args.servers.split(",") + [o.split("=", 1)[0]
+                                         for o in args.other_echoloop + args.echoloop_args]
     cases = SMOKE_CASES if args.smoke else CASES
     if args.cases:
         cases = [c for c in cases if any(w in c[0] for w in args.cases.split("|"))]
