@@ -1,5 +1,5 @@
 //! Prints the whole memory of a few server sizes from `echoloop_core::footprint`, the one
-//! home of the formula (the README's figures; `bench/compare.py` reads the last line):
+//! home of the formula (the README's and host/README.md's figures):
 //! `cargo run -p echoloop-core --example footprint [CONNS BUFFERS QUEUE]`.
 
 use core::mem::size_of;
@@ -19,7 +19,7 @@ fn main() {
         (8, 4, 256),
         (64, 64, 4096),
         (1000, 1000, 16384),
-        (10_000, 10_000, 16384),
+        (10_000, 10_000, 65536),
     ] {
         row(conns, buffers, queue);
     }
