@@ -146,8 +146,11 @@ def server_cmd(name, args, udp=False):
     if udp:
         if name.startswith(OURS) or any(o.split("=", 1)[0] == name
                                         for o in args.other_echoloop + args.echoloop_args):
-            # TCP as well: serve takes --udp beside its listeners.
-            return server_cmd(name, args) + ["--udp", listen]
+            # TCP as well: serve takes --udp beside its listeners. The flood guard off: its
+            # per-source budget would cap the load generator, the one fast source, and the
+            # run would measure the guard, not the server.
+            return server_cmd(name, args) + ["--udp", listen, "--udp-rate", "off",
+                                              "--udp-bytes", "off"]
         if name not in UDP_PEERS:
             raise NoUdp("serves TCP only")
         return server_cmd(name, args)[:-1] + ["--udp", listen]

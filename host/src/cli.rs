@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{bench, client, driver, signals};
+use crate::{bench, client, driver, signals, udp};
 
 /// A readiness-driven TCP echo server on select(2), and its client.
 #[derive(Debug, Parser)]
@@ -71,6 +71,45 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MICROS", default_value_t = driver::BATCH_WAIT.as_micros() as u64,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub batch_wait: u64,
+    /// Also echo UDP datagrams on this address, IPv4 or IPv6; repeat for several. Port 0
+    /// picks a free port (printed as `listening on udp ADDR:PORT`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub udp: Vec<SocketAddr>,
+    /// UDP flood guard: datagrams a second each source (address and port) may send, in
+    /// bursts of an eighth of that; more are dropped and counted. `off`: no limit (for a
+    /// benchmark from one machine).
+    #[arg(long, value_name = "DATAGRAMS", default_value = "4096", value_parser = parse_rate)]
+    pub udp_rate: Rate,
+    /// UDP flood guard: bytes a second each source may send (plain, KiB or MiB), in
+    /// bursts of a sixteenth of that but at least 64 KiB; `off`: no limit.
+    #[arg(long, value_name = "BYTES", default_value = "4MiB", value_parser = parse_byte_rate)]
+    pub udp_bytes: Rate,
+}
+
+/// A per-second limit, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate(pub Option<u32>);
+
+/// `off`, or a whole number of datagrams from 1 to 2^32 - 1.
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    if text == "off" {
+        return Ok(Rate(None));
+    }
+    match text.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Rate(Some(n))),
+        _ => Err(format!(
+            "'{text}' is not a rate: a whole number from 1, or off"
+        )),
+    }
+}
+
+/// `off`, or a size as `--queue-size` takes it.
+fn parse_byte_rate(text: &str) -> Result<Rate, String> {
+    if text == "off" {
+        return Ok(Rate(None));
+    }
+    let n = parse_size(text)?;
+    Ok(Rate(Some(u32::try_from(n).map_err(|e| e.to_string())?)))
 }
 
 /// `echoloop client`.
@@ -238,6 +277,9 @@ fn serve(args: ServeArgs) -> io::Result<ExitCode> {
         idle_timeout: args.idle_timeout,
         trace: args.trace,
         batch_wait: Duration::from_micros(args.batch_wait),
+        udp: args.udp,
+        udp_datagrams: udp::datagram_budget(args.udp_rate.0),
+        udp_bytes: udp::byte_budget(args.udp_bytes.0),
     };
     // Process-wide handlers: installed here, at start-up, for the server to watch.
     let signals = signals::self_pipe()?;
@@ -245,6 +287,9 @@ fn serve(args: ServeArgs) -> io::Result<ExitCode> {
     let mut stdout = io::stdout().lock();
     for addr in server.local_addrs() {
         let _ = writeln!(stdout, "listening on {addr}");
+    }
+    for addr in server.udp_addrs() {
+        let _ = writeln!(stdout, "listening on udp {addr}");
     }
     // Tests and scripts wait for these lines: they must not sit in a buffer.
     let _ = stdout.flush();
@@ -265,6 +310,9 @@ fn serve(args: ServeArgs) -> io::Result<ExitCode> {
         stats.bytes_out,
         stats.bytes_discarded
     );
+    for report in server.udp_reports() {
+        log::info!("shut down: {report}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,6 +14,7 @@ use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant as StdInstant};
 
+use echoloop_core::udp::{Budget, UdpConfig};
 use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant, Server};
 use log::{debug, info, warn};
 
@@ -25,6 +26,7 @@ use crate::per_ip::PerIp;
 use crate::storage::HeapStorage;
 use crate::sys;
 use crate::trace::{Moved, Names, Trace};
+use crate::udp::{self, UdpReport, UdpSock};
 
 /// The most connections `--max-conns` allows: what the core's 16-bit connection index
 /// can number.
@@ -89,6 +91,13 @@ pub struct Options {
     /// When busy but few sockets are ready, nap this long before the next `select` so
     /// that one scan serves more of them (see `batch`); zero turns batching off.
     pub batch_wait: Duration,
+    /// UDP echo sockets to bind (IPv4 or IPv6; port 0 picks a free port). None: no UDP
+    /// descriptor, no UDP memory.
+    pub udp: Vec<SocketAddr>,
+    /// Datagrams each UDP source may send: the flood guard's rate and burst.
+    pub udp_datagrams: Budget,
+    /// Bytes each UDP source may send: the flood guard's rate and burst.
+    pub udp_bytes: Budget,
 }
 
 impl Options {
@@ -103,6 +112,9 @@ impl Options {
             idle_timeout: None,
             trace: false,
             batch_wait: BATCH_WAIT,
+            udp: Vec::new(),
+            udp_datagrams: UdpConfig::new().datagrams,
+            udp_bytes: UdpConfig::new().bytes,
         }
     }
 }
@@ -128,6 +140,10 @@ pub struct Driver<N: Net = Sys> {
     net: N,
     core: Core,
     listeners: Vec<Listener<N::Socket>>,
+    /// The UDP echo sockets ([`Driver::add_udp`]).
+    udp: Vec<UdpSock<N::Datagram>>,
+    /// How each UDP echo guards itself.
+    udp_config: UdpConfig,
     /// Indexed by `ConnId::index()`; grown (within its reserved capacity) to the highest
     /// index the core has handed out.
     conns: Vec<Option<Conn<N::Socket>>>,
@@ -172,10 +188,22 @@ impl Driver<Sys> {
             let addr = sys::local_addr(fd.as_fd())?;
             listeners.push((fd, addr));
         }
+        let mut datagrams = Vec::with_capacity(options.udp.len());
+        for &addr in &options.udp {
+            let what = format!("cannot bind udp {addr}");
+            let socket = sys::bind_udp(addr).map_err(|e| sys::context(&what, e))?;
+            let addr = socket.local_addr()?;
+            datagrams.push((socket, addr));
+        }
         let mut options = options.clone();
         check(&options)?;
-        options.max_conns = nofile::fit(options.max_conns, nofile::OWN_FDS + listeners.len());
-        Driver::new(Sys, &options, listeners, signals)
+        let own = nofile::OWN_FDS + listeners.len() + datagrams.len();
+        options.max_conns = nofile::fit(options.max_conns, own);
+        let mut driver = Driver::new(Sys, &options, listeners, signals)?;
+        for (socket, addr) in datagrams {
+            driver.add_udp(socket, addr)?;
+        }
+        Ok(driver)
     }
 }
 
@@ -206,6 +234,13 @@ impl<N: Net> Driver<N> {
                 .into_iter()
                 .map(|(fd, addr)| Listener { fd, addr })
                 .collect(),
+            udp: Vec::with_capacity(options.udp.len()),
+            udp_config: UdpConfig {
+                datagrams: options.udp_datagrams,
+                bytes: options.udp_bytes,
+                hash_key: udp::hash_key(),
+                ..UdpConfig::new()
+            },
             // Reserved, not touched: the pages come as connections do.
             conns: Vec::with_capacity(options.max_conns),
             by_fd: Vec::with_capacity(options.max_conns + nofile::OWN_FDS + 64),
@@ -225,6 +260,24 @@ impl<N: Net> Driver<N> {
             scratch: vec![0; 256].into_boxed_slice(),
             trace: options.trace.then(Trace::default),
         })
+    }
+
+    /// Adds a bound UDP socket to the loop, with its echo's tables (about 560 KiB of
+    /// address space, resident as datagrams land). `options.udp` is not looked at: for
+    /// simulations, or a caller that binds its own sockets.
+    pub fn add_udp(&mut self, socket: N::Datagram, addr: SocketAddr) -> io::Result<()> {
+        self.udp.push(UdpSock::new(socket, addr, self.udp_config)?);
+        Ok(())
+    }
+
+    /// The UDP sockets' addresses, in the order added (port 0 resolved).
+    pub fn udp_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.udp.iter().map(|u| u.addr)
+    }
+
+    /// What each UDP echo socket has done so far.
+    pub fn udp_reports(&self) -> impl Iterator<Item = UdpReport> + '_ {
+        self.udp.iter().map(UdpSock::report)
     }
 
     /// The operating system as this driver sees it (for a simulation to inspect).
@@ -280,6 +333,7 @@ impl<N: Net> Driver<N> {
                 self.on_signal(now);
             }
             self.accept_ready(now);
+            self.serve_udp(now);
             self.serve_ready(now);
             self.core.handle_timeout(now);
             self.reclaim();
@@ -294,6 +348,7 @@ impl<N: Net> Driver<N> {
         let names = Naming {
             signals: self.signals.as_raw_fd(),
             listeners: &self.listeners,
+            udp: &self.udp,
             conns: &self.conns,
             by_fd: &self.by_fd,
         };
@@ -349,6 +404,16 @@ impl<N: Net> Driver<N> {
         if self.core.listener_interest() && self.accept_paused_until.is_none() {
             for l in &self.listeners {
                 sets.read.insert(l.fd.as_raw_fd());
+            }
+        }
+        for u in &self.udp {
+            let fd = u.socket.as_raw_fd();
+            // After a signal no new datagram is taken; waiting echoes still go out.
+            if !self.shutting_down {
+                sets.read.insert(fd);
+            }
+            if u.write_interest() {
+                sets.write.insert(fd);
             }
         }
         for (id, interest) in self.core.conns() {
@@ -555,6 +620,20 @@ impl<N: Net> Driver<N> {
         }
     }
 
+    /// Serves the UDP sockets `select` reported ready: echoes that waited go first, then at
+    /// most [`udp::DATAGRAMS_PER_ROUND`] new datagrams each.
+    fn serve_udp(&mut self, now: Instant) {
+        for u in &mut self.udp {
+            let fd = u.socket.as_raw_fd();
+            if self.sets.write.contains(fd) {
+                u.flush(&mut self.net);
+            }
+            if self.sets.read.contains(fd) && !self.shutting_down {
+                u.receive(&mut self.net, now);
+            }
+        }
+    }
+
     /// Serves every connection `select` reported ready: the ready descriptors are read off
     /// the sets a word at a time, so a round costs what is ready, not what is watched.
     fn serve_ready(&mut self, now: Instant) {
@@ -655,20 +734,23 @@ fn set<T>(table: &mut Vec<Option<T>>, index: usize, value: Option<T>) {
 }
 
 /// The names `--trace` gives descriptors, from the driver's tables.
-struct Naming<'a, S> {
+struct Naming<'a, S, D> {
     signals: RawFd,
     listeners: &'a [Listener<S>],
+    udp: &'a [UdpSock<D>],
     conns: &'a [Option<Conn<S>>],
     by_fd: &'a [Option<ConnId>],
 }
 
-impl<S: AsRawFd> Names for Naming<'_, S> {
+impl<S: AsRawFd, D: AsRawFd> Names for Naming<'_, S, D> {
     fn name(&self, fd: RawFd, out: &mut String) {
         use std::fmt::Write as _;
         if fd == self.signals {
             out.push_str("signals");
         } else if let Some(l) = self.listeners.iter().find(|l| l.fd.as_raw_fd() == fd) {
             let _ = write!(out, "listener {}", l.addr);
+        } else if let Some(u) = self.udp.iter().find(|u| u.socket.as_raw_fd() == fd) {
+            let _ = write!(out, "udp {}", u.addr);
         } else if let Some(conn) = usize::try_from(fd)
             .ok()
             .and_then(|i| self.by_fd.get(i).copied().flatten())

@@ -29,6 +29,7 @@ pub mod storage;
 #[allow(unsafe_code)]
 pub mod sys;
 mod trace;
+pub mod udp;
 
 pub use driver::{Driver, Options};
 pub use fd_set::FdSet;

@@ -12,7 +12,7 @@
 //! ([`signals::self_pipe`](crate::signals::self_pipe), installing the signal handlers).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,9 @@ pub trait Net {
     /// to [`close`](Net::close). Its number is what goes into the [`Sets`].
     type Socket: AsRawFd;
 
+    /// A bound UDP socket (`serve --udp`), non-blocking. Closed when dropped.
+    type Datagram: AsRawFd;
+
     /// `select(2)`: waits until a descriptor of the sets is ready or `timeout` passes
     /// (`None`: for ever), leaves only the ready ones in the sets, returns their count.
     fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize>;
@@ -77,6 +80,20 @@ pub trait Net {
 
     /// One `send(2)` of `buf`, perhaps in part. Never raises SIGPIPE.
     fn send(&mut self, socket: &Self::Socket, buf: &[u8]) -> io::Result<usize>;
+
+    /// One `recvfrom(2)` into `buf`: the datagram's length (at most `buf.len()`: a longer
+    /// one is cut to it, as Linux does without `MSG_TRUNC`) and its sender. `EAGAIN` when
+    /// none waits; any other error (`ECONNREFUSED` after an ICMP error) concerns one
+    /// datagram, never the socket.
+    fn recv_from(
+        &mut self,
+        socket: &Self::Datagram,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, SocketAddr)>;
+
+    /// One `sendto(2)` of `buf` as one datagram to `to`.
+    fn send_to(&mut self, socket: &Self::Datagram, buf: &[u8], to: SocketAddr)
+        -> io::Result<usize>;
 
     /// `shutdown(SHUT_WR)`: a FIN after what was sent.
     fn shutdown_write(&mut self, socket: &Self::Socket) -> io::Result<()>;
@@ -104,6 +121,7 @@ pub struct Sys;
 
 impl Net for Sys {
     type Socket = OwnedFd;
+    type Datagram = UdpSocket;
 
     #[inline]
     fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize> {
@@ -128,6 +146,16 @@ impl Net for Sys {
     #[inline]
     fn send(&mut self, socket: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
         sys::send(socket.as_fd(), buf)
+    }
+
+    #[inline]
+    fn recv_from(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        socket.recv_from(buf)
+    }
+
+    #[inline]
+    fn send_to(&mut self, socket: &UdpSocket, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        socket.send_to(buf, to)
     }
 
     #[inline]

@@ -11,10 +11,14 @@
 //! and a page becomes resident only when a buffer is first written. Free buffers that went
 //! cold are handed back with [`HeapStorage::discard`], so the resident memory follows the
 //! bytes actually waiting.
+//!
+//! A UDP echo socket's tables ([`HeapUdpStorage`]) are boxed slices from `calloc`: their
+//! pages, too, become resident only as datagrams land in them.
 
 use std::io;
 use std::ops::Range;
 
+use echoloop_core::udp::{DatagramSlot, SourceSlot, UdpParts, UdpStorage};
 use echoloop_core::{ConnSlot, Parts, PartsRef, Storage};
 
 use crate::sys::Region;
@@ -92,6 +96,42 @@ impl Storage for HeapStorage {
         }
         self.slots.push(ConnSlot::EMPTY);
         true
+    }
+}
+
+/// One UDP echo socket's tables: `slots` datagram slots of `slot_size` bytes and the
+/// flood guard's `sources` recent sources.
+pub struct HeapUdpStorage {
+    slots: Box<[DatagramSlot]>,
+    bytes: Box<[u8]>,
+    slot_size: usize,
+    sources: Box<[SourceSlot]>,
+}
+
+impl HeapUdpStorage {
+    /// Zeroed tables (the core checks their sizes in `UdpEcho::new`).
+    pub fn new(slots: usize, slot_size: usize, sources: usize) -> io::Result<Self> {
+        let len = slots
+            .checked_mul(slot_size)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "UDP queue overflows"))?;
+        Ok(HeapUdpStorage {
+            slots: vec![DatagramSlot::EMPTY; slots].into_boxed_slice(),
+            // Zeroed: calloc hands out untouched pages, resident as datagrams land.
+            bytes: vec![0; len].into_boxed_slice(),
+            slot_size,
+            sources: vec![SourceSlot::EMPTY; sources].into_boxed_slice(),
+        })
+    }
+}
+
+impl UdpStorage for HeapUdpStorage {
+    fn parts(&mut self) -> UdpParts<'_> {
+        UdpParts {
+            slots: &mut self.slots,
+            bytes: &mut self.bytes,
+            slot_size: self.slot_size,
+            sources: &mut self.sources,
+        }
     }
 }
 

@@ -116,6 +116,26 @@ pub fn listen(addr: SocketAddr) -> io::Result<OwnedFd> {
     Ok(socket.into())
 }
 
+/// A UDP echo socket on `addr`: close-on-exec, non-blocking, IPv6-only for IPv6 addresses
+/// (as the listeners). No `SO_REUSEADDR`: two servers must not share a UDP port, each
+/// getting part of the datagrams. A `std` socket, so that `recv_from` and `send_to` are
+/// safe calls on a plain byte slice.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let domain = Domain::for_address(addr);
+    let socket =
+        Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(|e| context("socket", e))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| context("O_NONBLOCK", e))?;
+    if domain == Domain::IPV6 {
+        socket
+            .set_only_v6(true)
+            .map_err(|e| context("IPV6_V6ONLY", e))?;
+    }
+    socket.bind(&addr.into()).map_err(|e| context("bind", e))?;
+    Ok(socket.into())
+}
+
 /// The address a socket is bound to: the real port after binding port 0 (host rule 9).
 pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
     let addr = SockRef::from(&fd)

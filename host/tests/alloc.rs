@@ -1,11 +1,11 @@
 //! Zero heap allocations per event in steady state: the real select loop, in this process
-//! on its own thread, serves thousands of echoes between two checkpoints while a counting
-//! global allocator counts every allocation made on that thread.
+//! on its own thread, serves thousands of echoes (TCP and UDP) between two checkpoints while
+//! a counting global allocator counts every allocation made on that thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -58,9 +58,9 @@ fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
-/// Starts the real server loop on port 0 on a counted thread; returns its address. The
-/// thread serves until the test process exits.
-fn start_server() -> SocketAddr {
+/// Starts the real server loop on port 0 (TCP and UDP) on a counted thread; returns its
+/// addresses. The thread serves until the test process exits.
+fn start_server() -> (SocketAddr, SocketAddr) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         // The binary's defaults (10,000 connections, 64 KiB queues), but a pool smaller
@@ -70,12 +70,19 @@ fn start_server() -> SocketAddr {
             buffers: 8,
             max_conns_per_ip: Some(21),
             idle_timeout: Some(Duration::from_secs(600)),
+            udp: vec!["127.0.0.1:0".parse().unwrap()],
+            // This ping-pong from one machine outruns the default per-source budget; the
+            // guard's bookkeeping runs (and allocates nothing, it is the `no_std` core's)
+            // either way.
+            udp_datagrams: echoloop_core::udp::Budget::UNLIMITED,
+            udp_bytes: echoloop_core::udp::Budget::UNLIMITED,
             ..echoloop::Options::new(vec!["127.0.0.1:0".parse().unwrap()])
         };
         // A self-pipe no signal writes to: the write end lives as long as the thread.
         let (signals, _never) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut server = echoloop::Driver::bind(&options, signals.into()).unwrap();
         let addr = server.local_addrs().next().unwrap();
+        let udp = server.udp_addrs().next().unwrap();
         COUNTED.with(|c| c.set(true));
         // Proof that this thread's allocations are seen.
         let before = allocations();
@@ -85,7 +92,7 @@ fn start_server() -> SocketAddr {
             before + 1,
             "the counter must count this thread"
         );
-        tx.send(addr).unwrap();
+        tx.send((addr, udp)).unwrap();
         server.run().unwrap();
     });
     rx.recv_timeout(Duration::from_secs(60)).unwrap()
@@ -112,9 +119,20 @@ fn round(socks: &mut [TcpStream], r: usize, buf: &mut [u8]) {
     }
 }
 
+/// One datagram of `len` bytes of a pattern and its echo, checked byte for byte.
+fn datagram(sock: &UdpSocket, len: usize, seed: usize, buf: &mut [u8], got: &mut [u8]) {
+    let msg = &mut buf[..len];
+    for (i, b) in msg.iter_mut().enumerate() {
+        *b = (i.wrapping_mul(17) ^ seed) as u8;
+    }
+    sock.send(msg).unwrap();
+    let n = sock.recv(got).unwrap();
+    assert!(got[..n] == *msg, "datagram echo differs");
+}
+
 #[test]
 fn steady_state_echoes_allocate_nothing() {
-    let addr = start_server();
+    let (addr, udp) = start_server();
     let mut socks: Vec<TcpStream> = (0..20)
         .map(|_| {
             let s = TcpStream::connect(addr).unwrap();
@@ -163,5 +181,41 @@ fn steady_state_echoes_allocate_nothing() {
         0,
         "200 connections opened and closed made {} allocations",
         third - second
+    );
+
+    // Datagrams from 0 bytes to the largest, from several sources (each a flood-guard
+    // entry), interleaved with TCP echoes.
+    let sources: Vec<UdpSocket> = (0..4)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.connect(udp).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s
+        })
+        .collect();
+    let mut got = vec![0u8; 65_536];
+    let mut buf = vec![0u8; 100_000];
+    let sizes = [0, 1, 64, 1472, 1473, 8192, 65_507];
+    let udp_round = |r: usize, buf: &mut [u8], got: &mut [u8]| {
+        for (i, s) in sources.iter().enumerate() {
+            datagram(s, sizes[(r + i) % sizes.len()], r * 7 + i, buf, got);
+        }
+    };
+    for r in 0..20 {
+        udp_round(r, &mut buf, &mut got);
+    }
+    let fourth = allocations();
+    for r in 0..500 {
+        udp_round(r, &mut buf, &mut got);
+        if r % 50 == 0 {
+            round(&mut socks[..2], r, &mut buf);
+        }
+    }
+    let fifth = allocations();
+    assert_eq!(
+        fifth - fourth,
+        0,
+        "2000 datagrams made {} allocations on the server thread",
+        fifth - fourth
     );
 }

@@ -81,8 +81,10 @@ pub struct Server {
     pid: u32,
     /// The first address it printed.
     pub addr: SocketAddr,
-    /// Every address it printed, in order.
+    /// Every TCP address it printed, in order.
     pub addrs: Vec<SocketAddr>,
+    /// Every UDP address it printed (`listening on udp ...`), in order.
+    pub udp: Vec<SocketAddr>,
     stderr: Arc<Mutex<String>>,
     stop_watchdog: Option<mpsc::Sender<()>>,
 }
@@ -108,7 +110,19 @@ impl Server {
         Server::spawn(cmd, 1)
     }
 
-    /// Spawns `cmd` (which must run `echoloop serve`) and waits for its `listening on` lines.
+    /// `echoloop serve --listen 127.0.0.1:0 --udp ADDR...` plus `args`.
+    pub fn start_udp(udp: &[&str], args: &[&str]) -> Server {
+        let mut cmd = Command::new(echoloop_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        for addr in udp {
+            cmd.args(["--udp", addr]);
+        }
+        cmd.args(args);
+        Server::spawn(cmd, 1 + udp.len())
+    }
+
+    /// Spawns `cmd` (which must run `echoloop serve`) and waits for its `listening on` lines
+    /// (`listeners` of them, TCP and UDP).
     /// A watchdog kills it after 240 s.
     pub fn spawn(cmd: Command, listeners: usize) -> Server {
         Server::spawn_for(cmd, listeners, Duration::from_secs(240))
@@ -140,8 +154,8 @@ impl Server {
                 }
             }
         });
-        let mut addrs = Vec::new();
-        while addrs.len() < listeners {
+        let (mut addrs, mut udp) = (Vec::new(), Vec::new());
+        while addrs.len() + udp.len() < listeners {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
                 .unwrap_or_else(|_| {
@@ -150,13 +164,17 @@ impl Server {
             let addr = line
                 .strip_prefix("listening on ")
                 .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-            addrs.push(addr.parse().expect("listening address"));
+            match addr.strip_prefix("udp ") {
+                Some(addr) => udp.push(addr.parse().expect("UDP address")),
+                None => addrs.push(addr.parse().expect("listening address")),
+            }
         }
         Server {
             child,
             pid,
             addr: addrs[0],
             addrs,
+            udp,
             stderr: log,
             stop_watchdog,
         }

@@ -59,6 +59,12 @@ fn bad_flags_and_addresses_are_one_line_errors() {
         );
         usage_error(&["serve", "--max-conns-per-ip", "0"], "--max-conns-per-ip");
         usage_error(&["serve", "--max-conns-per-ip", "x"], "'x'");
+        usage_error(&["serve", "--udp", "nonsense"], "nonsense");
+        usage_error(&["serve", "--udp", "127.0.0.1:99999"], "127.0.0.1:99999");
+        usage_error(&["serve", "--udp", "[::1]"], "[::1]");
+        usage_error(&["serve", "--udp-rate", "0"], "'0'");
+        usage_error(&["serve", "--udp-rate", "fast"], "'fast'");
+        usage_error(&["serve", "--udp-bytes", "2GiB"], "'2GiB'");
     });
 }
 

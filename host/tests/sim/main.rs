@@ -11,7 +11,13 @@
 //! names its seed; `SIM_SEED=123 cargo test -p echoloop --test sim` replays it alone,
 //! `SIM_LOG=7` adds a trace of connection 7's socket calls, and `SIM_SEEDS=5000` runs more
 //! seeds than the default (add `--release` for speed).
+//!
+//! Three seeds in four also serve a UDP socket (`datagrams.rs`): send `EAGAIN`, datagrams
+//! longer than the slot, `ECONNREFUSED` after an ICMP error, a guarded source port and
+//! bursts against the flood guard; every echo is checked, and the core's counters must
+//! agree with what the sockets saw.
 
+mod datagrams;
 mod link;
 mod peer;
 mod rng;
@@ -23,7 +29,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use echoloop::driver::SHUTDOWN_GRACE;
+use echoloop::udp::UdpReport;
 use echoloop::{Driver, Options};
+use echoloop_core::udp::Budget;
 
 use crate::link::Link;
 use crate::peer::{Kind, Peer};
@@ -83,8 +91,21 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
     let queue_size = [64, 1024, 16 * 1024, 64 * 1024][rng.range(0, 3) as usize];
     // One seed in five limits each of the peers' four addresses.
     let max_conns_per_ip = (seed % 5 == 4).then(|| rng.range(1, max_conns as u64 / 2 + 2) as u32);
+    let udp = seed % 4 != 3;
+    // One UDP seed in three has a tight flood guard, so its bursts are cut.
+    let udp_datagrams = if seed % 3 == 1 {
+        Budget {
+            per_sec: 100,
+            burst: 4,
+        }
+    } else {
+        Budget::UNLIMITED
+    };
     let options = Options {
         listen: vec![],
+        udp: vec![],
+        udp_datagrams,
+        udp_bytes: Budget::UNLIMITED,
         max_conns,
         queue_size,
         buffers,
@@ -106,8 +127,16 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
         signals,
     )
     .map_err(|e| format!("Driver::new: {e}"))?;
+    if udp {
+        let socket = world.borrow_mut().open_udp();
+        let addr: SocketAddr = ([127, 0, 0, 1], 7).into();
+        server
+            .add_udp(socket, addr)
+            .map_err(|e| format!("add_udp: {e}"))?;
+    }
     let result = server.run();
     let stats = *server.stats();
+    let report = server.udp_reports().next();
     drop(server);
     let mut world = world.borrow_mut();
     let w = &mut *world;
@@ -123,6 +152,9 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
     }
     if !w.failures.is_empty() {
         return Err(w.failures.join("; "));
+    }
+    if let Some(report) = report {
+        check_datagrams(w, &report)?;
     }
     let leaked = w.leaked();
     if !leaked.is_empty() {
@@ -158,6 +190,49 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
         ));
     }
     Ok(summary)
+}
+
+/// Every echo was checked as it went out; here the core's counters must agree with what
+/// the socket saw, and every datagram received is accounted for.
+fn check_datagrams(w: &mut World, report: &UdpReport) -> Result<(), String> {
+    let Some(udp) = &w.udp else {
+        return Err("a UDP report without a UDP socket".into());
+    };
+    if !udp.failures.is_empty() {
+        return Err(udp.failures.join("; "));
+    }
+    let (s, seen) = (&report.stats, &udp.seen);
+    let d = &s.dropped;
+    let pairs = [
+        ("received", s.received, seen.delivered),
+        ("echoed", s.echoed, seen.echoes),
+        ("dropped as truncated", d.truncated, seen.truncated),
+        ("dropped by the loop guard", d.loop_guard, seen.guarded),
+        ("sends failed", d.send_failed, seen.refused_send),
+        ("receive errors", report.recv_errors, seen.refused_recv),
+        (
+            "received = echoed + dropped + unsent",
+            s.received,
+            s.echoed + d.total() + report.queued as u64,
+        ),
+    ];
+    for (what, core, world) in pairs {
+        if core != world {
+            return Err(format!(
+                "UDP {what}: the core says {core}, the socket {world}; {report}"
+            ));
+        }
+    }
+    let c = &mut w.counts;
+    c.udp_send_eagain = seen.send_eagain;
+    c.udp_truncated = seen.truncated;
+    c.udp_refused_recv = seen.refused_recv;
+    c.udp_refused_send = seen.refused_send;
+    c.udp_loop_guard = d.loop_guard;
+    c.udp_queue_full = d.queue_full;
+    c.udp_flood_guard = d.flood_guard;
+    c.udp_echoes = seen.echoes;
+    Ok(())
 }
 
 /// A healthy peer either got its whole echo and a clean EOF, or the way its connection

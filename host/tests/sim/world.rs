@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use echoloop::{FdSet, Net, Sets};
 
+use crate::datagrams::{self, Datagrams};
 use crate::link::{Link, ServerClose};
 use crate::peer::Peer;
 use crate::rng::Rng;
@@ -32,6 +33,7 @@ enum Obj {
     Signals,
     Reserve,
     Conn(usize),
+    Udp,
 }
 
 /// This seed's fault profile: the chance of each fault at each opportunity.
@@ -90,11 +92,19 @@ pub struct Counts {
     pub backlog_full: u64,
     pub naps: u64,
     pub failed_prepare: u64,
+    pub udp_send_eagain: u64,
+    pub udp_truncated: u64,
+    pub udp_refused_recv: u64,
+    pub udp_refused_send: u64,
+    pub udp_loop_guard: u64,
+    pub udp_queue_full: u64,
+    pub udp_flood_guard: u64,
+    pub udp_echoes: u64,
 }
 
 impl Counts {
     /// Each count with its name.
-    pub fn named(&self) -> [(&'static str, u64); 15] {
+    pub fn named(&self) -> [(&'static str, u64); 23] {
         [
             (
                 "spurious readiness (select says ready, call gets EAGAIN)",
@@ -123,6 +133,17 @@ impl Counts {
                 "socket option or peer address failed after accept",
                 self.failed_prepare,
             ),
+            ("UDP: EAGAIN from sendto (echo waits)", self.udp_send_eagain),
+            ("UDP: datagram longer than the slot", self.udp_truncated),
+            (
+                "UDP: ECONNREFUSED from recvfrom (ICMP error)",
+                self.udp_refused_recv,
+            ),
+            ("UDP: ECONNREFUSED from sendto", self.udp_refused_send),
+            ("UDP: dropped by the loop guard", self.udp_loop_guard),
+            ("UDP: dropped, queue full", self.udp_queue_full),
+            ("UDP: dropped by the flood guard", self.udp_flood_guard),
+            ("UDP: echoes checked", self.udp_echoes),
         ]
     }
 
@@ -144,6 +165,14 @@ impl Counts {
         f(&mut self.backlog_full, o.backlog_full);
         f(&mut self.naps, o.naps);
         f(&mut self.failed_prepare, o.failed_prepare);
+        f(&mut self.udp_send_eagain, o.udp_send_eagain);
+        f(&mut self.udp_truncated, o.udp_truncated);
+        f(&mut self.udp_refused_recv, o.udp_refused_recv);
+        f(&mut self.udp_refused_send, o.udp_refused_send);
+        f(&mut self.udp_loop_guard, o.udp_loop_guard);
+        f(&mut self.udp_queue_full, o.udp_queue_full);
+        f(&mut self.udp_flood_guard, o.udp_flood_guard);
+        f(&mut self.udp_echoes, o.udp_echoes);
     }
 }
 
@@ -209,6 +238,8 @@ pub struct World {
     accept_owed: bool,
     /// `accept` calls since the last `select`.
     accepts_this_round: usize,
+    /// The server's UDP socket and its sources, if this seed has one.
+    pub udp: Option<Datagrams>,
 }
 
 /// No byte moved for this long: the plan sends the signal.
@@ -270,6 +301,7 @@ impl World {
             log: std::env::var("SIM_LOG").ok().and_then(|v| v.parse().ok()),
             accept_owed: false,
             accepts_this_round: 0,
+            udp: None,
         };
         let listener = world
             .alloc(Obj::Listener, false)
@@ -278,6 +310,14 @@ impl World {
             .alloc(Obj::Signals, false)
             .expect("a descriptor for signals");
         (world, listener, signals)
+    }
+
+    /// Opens the server's UDP socket, its sources drawn from this world's seed.
+    pub fn open_udp(&mut self) -> SimSocket {
+        let faults = datagrams::Faults::draw(&mut self.rng);
+        self.udp = Some(Datagrams::new(faults));
+        self.alloc(Obj::Udp, false)
+            .expect("a descriptor for the UDP socket")
     }
 
     /// Peers still acting.
@@ -374,6 +414,9 @@ impl World {
     pub fn tick(&mut self, step: Duration) {
         self.elapsed += step;
         self.arrive();
+        if let Some(udp) = &mut self.udp {
+            udp.tick(&mut self.rng);
+        }
         let mut k = 0;
         while let Some(&i) = self.active.get(k) {
             let (peer, link) = (&mut self.peers[i], &mut self.links[i]);
@@ -448,6 +491,8 @@ impl World {
             (Some(Some(Obj::Signals)), 0) => self.signals_pending > 0,
             (Some(Some(Obj::Conn(l))), 0) => self.links[*l].readable(),
             (Some(Some(Obj::Conn(l))), 1) => self.links[*l].writable(),
+            (Some(Some(Obj::Udp)), 0) => self.udp.as_ref().is_some_and(Datagrams::readable),
+            (Some(Some(Obj::Udp)), 1) => self.udp.as_ref().is_some_and(Datagrams::writable),
             _ => false,
         }
     }
@@ -534,6 +579,7 @@ pub struct SimNet(pub Rc<RefCell<World>>);
 
 impl Net for SimNet {
     type Socket = SimSocket;
+    type Datagram = SimSocket;
 
     fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize> {
         self.0.borrow_mut().select(sets, timeout)
@@ -553,6 +599,14 @@ impl Net for SimNet {
 
     fn send(&mut self, socket: &SimSocket, buf: &[u8]) -> io::Result<usize> {
         self.0.borrow_mut().send(socket, buf)
+    }
+
+    fn recv_from(&mut self, socket: &SimSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.0.borrow_mut().recv_from(socket, buf)
+    }
+
+    fn send_to(&mut self, socket: &SimSocket, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.0.borrow_mut().send_to(socket, buf, to)
     }
 
     fn shutdown_write(&mut self, socket: &SimSocket) -> io::Result<()> {
@@ -786,6 +840,49 @@ impl World {
         Ok(n)
     }
 
+    /// The UDP socket's datagrams, if `socket` is it.
+    fn datagrams(&mut self, socket: &SimSocket) -> io::Result<&mut Datagrams> {
+        match (self.fds.get(socket.0 as usize), self.udp.as_mut()) {
+            (Some(Some(Obj::Udp)), Some(udp)) => Ok(udp),
+            _ => {
+                self.failures.push(format!(
+                    "a datagram call on fd {}, not the UDP socket",
+                    socket.0
+                ));
+                Err(errno(libc::EBADF))
+            }
+        }
+    }
+
+    pub fn recv_from(
+        &mut self,
+        socket: &SimSocket,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, SocketAddr)> {
+        if !self.reported.contains(&socket.0) {
+            self.failures.push(format!(
+                "recvfrom on fd {}, not reported readable",
+                socket.0
+            ));
+        }
+        if let Some(e) = self.call_fault() {
+            return Err(e);
+        }
+        self.datagrams(socket)?.recv_from(buf)
+    }
+
+    pub fn send_to(&mut self, socket: &SimSocket, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        if self.rng.chance(self.faults.call_eintr) {
+            self.counts.call_eintr += 1;
+            return Err(errno(libc::EINTR));
+        }
+        self.datagrams(socket)?;
+        match &mut self.udp {
+            Some(udp) => udp.send_to(buf, to, &mut self.rng),
+            None => Err(errno(libc::EBADF)),
+        }
+    }
+
     pub fn shutdown_write(&mut self, socket: &SimSocket) -> io::Result<()> {
         let l = self.link_of(socket)?;
         let link = &mut self.links[l];
@@ -825,7 +922,7 @@ impl World {
                     self.links[l].reset();
                 }
             }
-            Obj::Signals | Obj::Reserve => {}
+            Obj::Signals | Obj::Reserve | Obj::Udp => {}
         }
     }
 
