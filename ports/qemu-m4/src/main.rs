@@ -13,13 +13,14 @@
 
 mod client;
 mod clock;
+mod rt;
 mod sizes;
 mod udp_client;
 
 use core::mem::size_of;
 
-use cortex_m_rt::{entry, exception, ExceptionFrame};
-use cortex_m_semihosting::debug::{self, ExitStatus};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use echoloop_core::udp::{UdpConfig, UdpEcho, UdpStaticStorage};
 use echoloop_core::{Config as CoreConfig, Duration as CoreDuration, Server, StaticStorage};
@@ -33,6 +34,7 @@ use static_cell::ConstStaticCell;
 
 use client::{Client, Failure};
 use clock::Clock;
+use rt::exit;
 use sizes::{
     BUFFERS, CLIENTS, CONNS, MTU, PACKETS, QUEUE, SERVER_SOCKETS, SOCKETS, TCP_BUFFER, UDP_BUFFER,
     UDP_PACKETS, UDP_SLOT, UDP_SLOTS, UDP_SOCKETS, UDP_SOURCES,
@@ -354,29 +356,4 @@ fn check_stats(server: &EchoServer, waves: usize) -> Result<(), Fail> {
     } else {
         Err(Fail::Stats)
     }
-}
-
-fn exit(status: ExitStatus) -> ! {
-    debug::exit(status);
-    // Only without a debugger or QEMU to take the exit.
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    match info.location() {
-        Some(at) => defmt::error!("panicked at {=str}:{}", at.file(), at.line()),
-        None => defmt::error!("panicked"),
-    }
-    exit(debug::EXIT_FAILURE)
-}
-
-// SAFETY: cortex-m-rt requires the HardFault handler to be an `unsafe fn`; it only logs
-// and exits, so QEMU stops with status 1 instead of spinning until the CI timeout.
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("hard fault at pc {=u32:#x}", frame.pc());
-    exit(debug::EXIT_FAILURE)
 }

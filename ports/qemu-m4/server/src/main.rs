@@ -14,11 +14,13 @@
 mod clock;
 mod echo;
 mod irq;
+#[path = "../../src/rt.rs"]
+mod rt;
 mod sizes;
 mod udp_echo;
 
-use cortex_m_rt::{entry, exception, ExceptionFrame};
-use cortex_m_semihosting::debug::{self, ExitStatus};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use echoloop_lan9118::{Config as EthConfig, Lan9118, Mmio, MPS2_BASE};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet, SocketStorage};
@@ -28,6 +30,7 @@ use static_cell::ConstStaticCell;
 
 use clock::Clock;
 use echo::Echo;
+use rt::exit;
 use sizes::{SOCKETS, TCP_RX_BUFFER, TCP_TX_BUFFER};
 use udp_echo::UdpEcho;
 
@@ -134,29 +137,4 @@ fn add_socket(sockets: &mut SocketSet<'static>, buffers: &'static mut Buffers) -
         tcp::SocketBuffer::new(&mut rx[..]),
         tcp::SocketBuffer::new(&mut tx[..]),
     ))
-}
-
-fn exit(status: ExitStatus) -> ! {
-    debug::exit(status);
-    // Only without a debugger or QEMU to take the exit.
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    match info.location() {
-        Some(at) => defmt::error!("panicked at {=str}:{}", at.file(), at.line()),
-        None => defmt::error!("panicked"),
-    }
-    exit(debug::EXIT_FAILURE)
-}
-
-// SAFETY: cortex-m-rt requires the HardFault handler to be an `unsafe fn`; it only logs
-// and exits, so QEMU stops with status 1 instead of hanging.
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("hard fault at pc {=u32:#x}", frame.pc());
-    exit(debug::EXIT_FAILURE)
 }
