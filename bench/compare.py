@@ -442,13 +442,13 @@ def versus(results, case, servers, metric, unit, digits=2):
 
 
 def targets(results, servers, cases):
-    """Issue 12's targets, as ratios against the best peer measured in the same run."""
+    """The targets (BENCHMARKS.md), as ratios against the best peer measured in the same run."""
     rows = []
     if OURS not in servers:
         return rows
     for name, mode, conns, _, idle in cases:
         if mode == "udp":
-            continue  # issue 12's targets are TCP's
+            continue  # the targets are TCP's
         total = conns + idle
         metric, unit = (("server_cpu_s_per_gb", "s/GB") if mode == "stream"
                         else ("server_cpu_us_per_rt", "µs/RT"))
