@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant as StdInstant};
 
 use echoloop_core::udp::{Budget, UdpConfig};
-use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant, Server};
+use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant, Interest, Server};
 use log::{debug, info, warn};
 
 use crate::batch::Batching;
@@ -56,6 +56,16 @@ const READS_PER_ROUND: usize = 4;
 /// become ready under load, short next to the queueing delay such load already has
 /// (p50 350 µs at 50 busy connections). BENCHMARKS.md has 0, 20, 40 and 80 µs side by side.
 pub const BATCH_WAIT: Duration = Duration::from_micros(40);
+
+/// A connection `select` reported ready within this long is hot: every look watches it.
+/// Far longer than a busy peer's gap between messages, short next to an idle connection's
+/// life.
+const HOT_FOR: echoloop_core::Duration = echoloop_core::Duration::from_millis(100);
+
+/// While the loop is busy, its looks watch only the hot connections, and everything this
+/// often (and whenever it is about to block): the most a first message on a connection
+/// idle for a while waits when the server is under load.
+const FULL_LOOK_EVERY: Duration = Duration::from_millis(5);
 
 /// How long a shutdown may take to deliver what is queued.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -124,6 +134,9 @@ struct Conn<S> {
     id: ConnId,
     fd: S,
     peer: SocketAddr,
+    /// When `select` last reported it ready: hot (looked at on every look) until
+    /// [`HOT_FOR`] after that.
+    ready_at: Instant,
 }
 
 /// A listening socket.
@@ -152,6 +165,13 @@ pub struct Driver<N: Net = Sys> {
     /// accepted, never shrunk.
     by_fd: Vec<Option<ConnId>>,
     sets: Sets,
+    /// The part of `sets` a look watches between full looks: every descriptor but the
+    /// cold connections (see [`HOT_FOR`]).
+    hot: Sets,
+    /// How many connections are in `hot`.
+    hot_conns: usize,
+    /// When the next look must watch everything, cold connections included.
+    full_look_at: StdInstant,
     /// Where a look (a `select` that does not wait) writes, so that `sets` survive one
     /// that finds nothing.
     look: Sets,
@@ -245,6 +265,9 @@ impl<N: Net> Driver<N> {
             conns: Vec::with_capacity(options.max_conns),
             by_fd: Vec::with_capacity(options.max_conns + nofile::OWN_FDS + 64),
             sets: Sets::default(),
+            hot: Sets::default(),
+            hot_conns: 0,
+            full_look_at: epoch,
             look: Sets::default(),
             batching: Batching::new(options.batch_wait),
             signals,
@@ -366,7 +389,8 @@ impl<N: Net> Driver<N> {
         if !self.batching.looks(conns) {
             return self.net.select(&mut self.sets, timeout);
         }
-        if let Some(nap) = self.batching.nap(conns) {
+        // Sparse or not is judged against what a look watches.
+        if let Some(nap) = self.batching.nap(self.hot_conns) {
             // Never past the core's next deadline.
             let nap = timeout.map_or(nap, |t| nap.min(t));
             if let Some(trace) = &mut self.trace {
@@ -374,14 +398,33 @@ impl<N: Net> Driver<N> {
             }
             self.net.nap(nap);
         }
-        self.look.clone_from(&self.sets);
+        // Between full looks only the hot connections are watched: a scan of ten thousand
+        // idle ones costs the kernel about as much as a hundred round trips.
+        let clock = self.net.now();
+        let full = clock >= self.full_look_at || self.hot_conns == conns;
+        if full {
+            self.full_look_at = clock + FULL_LOOK_EVERY;
+            self.look.clone_from(&self.sets);
+        } else {
+            self.look.clone_from(&self.hot);
+        }
         let ready = self.net.select(&mut self.look, Some(Duration::ZERO))?;
         self.batching.looked(ready);
         if ready > 0 {
             std::mem::swap(&mut self.sets, &mut self.look);
             return Ok(ready);
         }
-        self.net.select(&mut self.sets, timeout)
+        if full || self.hot_conns == 0 {
+            return self.net.select(&mut self.sets, timeout);
+        }
+        // Busy connections are only waiting on their peers: wait for them, and for the
+        // rest at the next full look, rather than scan every idle one to block.
+        let until_full = self.full_look_at.saturating_duration_since(clock);
+        let timeout = Some(timeout.map_or(until_full, |t| t.min(until_full)));
+        self.look.clone_from(&self.hot);
+        let ready = self.net.select(&mut self.look, timeout)?;
+        std::mem::swap(&mut self.sets, &mut self.look);
+        Ok(ready)
     }
 
     /// The core's clock: milliseconds on a monotonic clock since start-up.
@@ -392,6 +435,7 @@ impl<N: Net> Driver<N> {
 
     /// Fills the sets from the core's interest; returns how long `select` may wait.
     fn build_sets(&mut self) -> Option<Duration> {
+        let now = self.now();
         let sets = &mut self.sets;
         sets.read.clear();
         sets.write.clear();
@@ -416,18 +460,21 @@ impl<N: Net> Driver<N> {
                 sets.write.insert(fd);
             }
         }
+        // The hot sets start as everything but the connections.
+        self.hot.clone_from(sets);
+        self.hot_conns = 0;
+        let hot = &mut self.hot;
         for (id, interest) in self.core.conns() {
             let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
                 continue;
             };
             let fd = conn.fd.as_raw_fd();
-            if interest.read {
-                // Exceptional means urgent data (host rule 5): read in place, like input.
-                sets.read.insert(fd);
-                sets.except.insert(fd);
-            }
-            if interest.write {
-                sets.write.insert(fd);
+            // A connection with bytes waiting to go out is always hot.
+            let is_hot = interest.write || now.saturating_since(conn.ready_at) < HOT_FOR;
+            watch(sets, fd, interest);
+            if is_hot {
+                watch(hot, fd, interest);
+                self.hot_conns += 1;
             }
         }
         self.timeout(clock)
@@ -575,7 +622,17 @@ impl<N: Net> Driver<N> {
                     trace.event(peer, format_args!("accepted as {id} (fd {raw})"));
                 }
                 set(&mut self.by_fd, usize::try_from(raw).unwrap_or(0), Some(id));
-                set(&mut self.conns, id.index(), Some(Conn { id, fd, peer }));
+                let ready_at = now;
+                set(
+                    &mut self.conns,
+                    id.index(),
+                    Some(Conn {
+                        id,
+                        fd,
+                        peer,
+                        ready_at,
+                    }),
+                );
             }
             Err(e) => {
                 if let Some(per_ip) = &mut self.per_ip {
@@ -643,12 +700,14 @@ impl<N: Net> Driver<N> {
             let Some(&Some(id)) = self.by_fd.get(raw as usize) else {
                 continue;
             };
-            let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
+            let Some(conn) = self.conns.get_mut(id.index()).and_then(Option::as_mut) else {
                 continue;
             };
             if conn.id != id {
                 continue;
             }
+            conn.ready_at = now;
+            let conn = &*conn;
             let readable = sets.read.contains(raw) || sets.except.contains(raw);
             let writable = sets.write.contains(raw);
             let mut turn = Turn {
@@ -792,6 +851,18 @@ fn core_config(options: &Options) -> echoloop_core::Config {
     });
     echoloop_core::Config { idle_timeout }
 }
+/// Puts a connection's descriptor in the sets its interest names.
+fn watch(sets: &mut Sets, fd: RawFd, interest: Interest) {
+    if interest.read {
+        // Exceptional means urgent data (host rule 5): read in place, like input.
+        sets.read.insert(fd);
+        sets.except.insert(fd);
+    }
+    if interest.write {
+        sets.write.insert(fd);
+    }
+}
+
 /// One connection's turn in a round: what `select` reported ready is served here.
 struct Turn<'a, N: Net> {
     core: &'a mut Core,

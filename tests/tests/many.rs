@@ -39,3 +39,38 @@ fn two_hundred_clients_each_stream_a_different_megabyte() {
         }
     });
 }
+
+#[test]
+fn a_connection_idle_among_busy_ones_is_still_served() {
+    // While the loop is busy its looks watch only the recently active connections; one
+    // that has been idle must still be looked at, or its first message would wait for
+    // ever behind the busy ones.
+    const BUSY: usize = 16;
+    with_timeout(Duration::from_secs(120), || {
+        let server = Server::start(&[]);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy: Vec<_> = (0..BUSY)
+            .map(|i| {
+                let (addr, stop) = (server.addr, Arc::clone(&stop));
+                thread::spawn(move || {
+                    let mut sock = connect(addr);
+                    let msg = format!("busy {i}");
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        echoloop_tests::roundtrip(&mut sock, msg.as_bytes());
+                    }
+                })
+            })
+            .collect();
+        let mut idle = connect(server.addr);
+        echoloop_tests::roundtrip(&mut idle, b"hello once");
+        for round in 0..5 {
+            // Long enough to go cold (it has not been ready for a while).
+            thread::sleep(Duration::from_millis(300));
+            echoloop_tests::roundtrip(&mut idle, format!("after a pause {round}").as_bytes());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for b in busy {
+            b.join().unwrap();
+        }
+    });
+}
