@@ -154,12 +154,31 @@ impl<const CONNS: usize, const BUFFERS: usize, const QUEUE: usize>
                 "footprint() must bound a static server"
             );
         }
+        Server::empty(
+            StaticStorage::new(),
+            config,
+            CONNS as u16,
+            BUFFERS as u16,
+            QUEUE as u32,
+        )
+    }
+}
+
+impl<S> Server<S> {
+    /// A server with no connection in `storage`, whose sizes the caller has checked.
+    const fn empty(
+        storage: S,
+        config: Config,
+        capacity: u16,
+        buffers: u16,
+        queue_size: u32,
+    ) -> Self {
         Server {
-            storage: StaticStorage::new(),
-            capacity: CONNS as u16,
+            storage,
+            capacity,
             opened: 0,
-            queue_size: QUEUE as u32,
-            pool: Pool::new(BUFFERS as u16),
+            queue_size,
+            pool: Pool::new(buffers),
             free: List::EMPTY,
             live: List::EMPTY,
             draining: List::EMPTY,
@@ -194,20 +213,9 @@ impl<S: Storage> Server<S> {
         ) else {
             return Err(StorageError::TooManyConns { conns });
         };
-        Ok(Server {
-            storage,
-            capacity,
-            opened: 0,
-            queue_size,
-            pool: Pool::new(buffers),
-            free: List::EMPTY,
-            live: List::EMPTY,
-            draining: List::EMPTY,
-            pending: List::EMPTY,
-            config,
-            mode: Mode::Serving,
-            stats: STATS,
-        })
+        Ok(Server::empty(
+            storage, config, capacity, buffers, queue_size,
+        ))
     }
 
     /// The configuration in force.
