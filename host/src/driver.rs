@@ -429,19 +429,24 @@ impl<N: Net> Driver<N> {
 
     /// The core's clock: milliseconds on a monotonic clock since start-up.
     fn now(&self) -> Instant {
-        let elapsed = self.net.now().saturating_duration_since(self.epoch);
+        self.core_time(self.net.now())
+    }
+
+    /// A reading of the monotonic clock as the core's time.
+    fn core_time(&self, clock: StdInstant) -> Instant {
+        let elapsed = clock.saturating_duration_since(self.epoch);
         Instant::from_millis(elapsed.as_millis() as u64)
     }
 
     /// Fills the sets from the core's interest; returns how long `select` may wait.
     fn build_sets(&mut self) -> Option<Duration> {
-        let now = self.now();
+        let clock = self.net.now();
+        let now = self.core_time(clock);
         let sets = &mut self.sets;
         sets.read.clear();
         sets.write.clear();
         sets.except.clear();
         sets.read.insert(self.signals.as_raw_fd());
-        let clock = self.net.now();
         if self.accept_paused_until.is_some_and(|t| t <= clock) {
             self.accept_paused_until = None;
         }
@@ -483,10 +488,11 @@ impl<N: Net> Driver<N> {
     /// The earliest of the core's deadline, the end of an accept pause and the next
     /// reclaim, as a wait from `clock`.
     fn timeout(&self, clock: StdInstant) -> Option<Duration> {
-        let core = self.core.poll_timeout().map(|deadline| {
-            let now = clock.saturating_duration_since(self.epoch).as_millis() as u64;
-            Duration::from_millis(deadline.as_millis().saturating_sub(now))
-        });
+        let now = self.core_time(clock).as_millis();
+        let core = self
+            .core
+            .poll_timeout()
+            .map(|deadline| Duration::from_millis(deadline.as_millis().saturating_sub(now)));
         let pause = self
             .accept_paused_until
             .map(|t| t.saturating_duration_since(clock));
