@@ -63,7 +63,16 @@ fn boot() -> Server {
     build_firmware();
     let mut cmd = Command::new(qemu_m4_dir().join("serve"));
     cmd.arg(free_port().to_string());
-    Server::spawn(cmd, 1)
+    let fw = Server::spawn(cmd, 1);
+    // `serve` announces the port once its probe connection was echoed; wait until the
+    // firmware has closed that probe too, or its slot may still be taken when a test opens
+    // every slot at once (and the last client would be refused).
+    assert!(
+        fw.wait_for_log("closed ConnId", Duration::from_secs(30)),
+        "the firmware never closed serve's probe: {}",
+        fw.stderr()
+    );
+    fw
 }
 
 /// The firmware's connection slots, from its start-up log line `echo: N connections x ...`.
