@@ -62,10 +62,19 @@ pub const BATCH_WAIT: Duration = Duration::from_micros(40);
 /// life.
 const HOT_FOR: echoloop_core::Duration = echoloop_core::Duration::from_millis(100);
 
-/// While the loop is busy, its looks watch only the hot connections, and everything this
-/// often (and whenever it is about to block): the most a first message on a connection
-/// idle for a while waits when the server is under load.
+/// While the loop is busy, its looks watch only the hot connections, and everything at
+/// least this long apart (and whenever it is about to block).
 const FULL_LOOK_EVERY: Duration = Duration::from_millis(5);
+
+/// A full look is followed by at least this many times its own cost before the next
+/// one, so scanning the cold connections takes at most about 1/20 of a busy loop's time.
+/// Under load a scan of ten thousand sockets costs the kernel 2–3 ms (their structures
+/// have left the cache), which at [`FULL_LOOK_EVERY`] alone was over half the loop.
+const FULL_LOOK_SPACING: u32 = 19;
+
+/// The longest gap between full looks, whatever they cost: the most a first message on
+/// a connection idle for a while waits when the server is under load.
+const FULL_LOOK_MAX_GAP: Duration = Duration::from_millis(100);
 
 /// How long a shutdown may take to deliver what is queued.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -402,13 +411,12 @@ impl<N: Net> Driver<N> {
         // idle ones costs the kernel about as much as a hundred round trips.
         let clock = self.net.now();
         let full = clock >= self.full_look_at || self.hot_conns == conns;
-        if full {
-            self.full_look_at = clock + FULL_LOOK_EVERY;
-            self.look.clone_from(&self.sets);
-        } else {
-            self.look.clone_from(&self.hot);
-        }
+        self.look
+            .clone_from(if full { &self.sets } else { &self.hot });
         let ready = self.net.select(&mut self.look, Some(Duration::ZERO))?;
+        if full {
+            self.full_look_at = next_full_look(clock, self.net.now());
+        }
         self.batching.looked(ready);
         if ready > 0 {
             std::mem::swap(&mut self.sets, &mut self.look);
@@ -857,6 +865,16 @@ fn core_config(options: &Options) -> echoloop_core::Config {
     });
     echoloop_core::Config { idle_timeout }
 }
+/// When the look after a full look that began at `began` and ended at `ended` must be
+/// full again: the more a scan of everything costs, the rarer it is (within bounds).
+fn next_full_look(began: StdInstant, ended: StdInstant) -> StdInstant {
+    let cost = ended.saturating_duration_since(began);
+    let gap = cost
+        .saturating_mul(FULL_LOOK_SPACING)
+        .clamp(FULL_LOOK_EVERY, FULL_LOOK_MAX_GAP);
+    ended + gap
+}
+
 /// Puts a connection's descriptor in the sets its interest names.
 fn watch(sets: &mut Sets, fd: RawFd, interest: Interest) {
     if interest.read {
@@ -987,6 +1005,18 @@ mod tests {
         let mut most = ok.clone();
         most.max_conns = MAX_CONNS;
         assert!(check(&most).is_ok(), "65,534 is what the core can index");
+    }
+
+    #[test]
+    fn full_looks_are_spaced_by_what_they_cost() {
+        let began = StdInstant::now();
+        let after = |cost_us: u64| {
+            let ended = began + Duration::from_micros(cost_us);
+            next_full_look(began, ended).duration_since(ended)
+        };
+        assert_eq!(after(10), FULL_LOOK_EVERY, "a cheap scan: the shortest gap");
+        assert_eq!(after(2_000), Duration::from_millis(38), "19 times its cost");
+        assert_eq!(after(20_000), FULL_LOOK_MAX_GAP, "never longer than the most");
     }
 
     #[test]
