@@ -92,6 +92,10 @@ DEFAULT_SERVERS = "echoloop,tokio,tokio-mt,tokio-16k,epoll,c-select,python"
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--echoloop", required=True, help="the echoloop binary (release)")
+    p.add_argument("--load-generator", metavar="PATH",
+                   help="the echoloop binary whose `bench` loads every server (default: "
+                   "--echoloop); run.sh serves from the static musl build and loads from the "
+                   "glibc one, whose memcmp checks the echoed bytes faster")
     p.add_argument("--tokio", required=True, help="the tokio-echo binary (release)")
     p.add_argument("--epoll", required=True, help="the epoll_echo binary")
     p.add_argument("--c-select", required=True, help="the select_echo binary")
@@ -300,7 +304,7 @@ def run_one(server, case, args, pins, count_syscalls):
         perf = start_perf(proc.pid, perf_path) if count_syscalls else None
         ticks0 = proc_cpu_ticks(proc.pid)
         load_kind = ["--udp"] if udp else ["--mode", mode, "--idle", str(idle)]
-        bench = [args.echoloop, "bench", "--connect", addr] + load_kind + [
+        bench = [args.load_generator or args.echoloop, "bench", "--connect", addr] + load_kind + [
             "--conns", str(conns), "--size", str(size),
             "--duration", str(args.duration), "--warmup", str(args.warmup), "--json"]
         load = subprocess.Popen(pinned(bench, pins and pins[1]), stdout=subprocess.PIPE,
@@ -579,7 +583,11 @@ def main():
                   "load generator on CPU %s, loopback, descriptor limit %s, syscalls %s" % (
                       rounds, args.warmup, args.duration, pins[0] if pins else "any",
                       pins[1] if pins else "any", fd_limit,
-                      "by perf stat" if count_syscalls else "not counted"),
+                      "by perf stat" if count_syscalls else "not counted")
+                  + "; echoloop serves from %s, load from %s" % (
+                      args.echoloop, args.load_generator or args.echoloop),
+        "echoloop": args.echoloop,
+        "load_generator": args.load_generator or args.echoloop,
     }
     rows = targets(results, servers, cases)
     md = markdown_table(results, meta, servers, cases)

@@ -1016,7 +1016,11 @@ mod tests {
         };
         assert_eq!(after(10), FULL_LOOK_EVERY, "a cheap scan: the shortest gap");
         assert_eq!(after(2_000), Duration::from_millis(38), "19 times its cost");
-        assert_eq!(after(20_000), FULL_LOOK_MAX_GAP, "never longer than the most");
+        assert_eq!(
+            after(20_000),
+            FULL_LOOK_MAX_GAP,
+            "never longer than the most"
+        );
     }
 
     #[test]

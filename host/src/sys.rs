@@ -52,8 +52,9 @@ pub fn select(
 ) -> io::Result<usize> {
     let nfds = read.max().max(write.max()).max(except.max()) + 1;
     let mut tv = timeout.map(|d| libc::timeval {
-        tv_sec: d.as_secs().min(MAX_TIMEOUT_SECS) as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
+        // `as _`: the fields' types differ between libcs (musl deprecates the aliases).
+        tv_sec: d.as_secs().min(MAX_TIMEOUT_SECS) as _,
+        tv_usec: d.subsec_micros() as _,
     });
     let tvp = tv
         .as_mut()
