@@ -71,6 +71,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MICROS", default_value_t = driver::BATCH_WAIT.as_micros() as u64,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub batch_wait: u64,
+    /// Connections accepted per listener per select round, at most: more drains a burst
+    /// of new connections sooner, fewer keeps the open ones' round trips short meanwhile.
+    #[arg(long, value_name = "N", default_value_t = driver::ACCEPTS_PER_ROUND,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub accepts_per_round: u32,
     /// Also echo UDP datagrams on this address, IPv4 or IPv6; repeat for several. Port 0
     /// picks a free port (printed as `listening on udp ADDR:PORT`).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -277,6 +282,7 @@ fn serve(args: ServeArgs) -> io::Result<ExitCode> {
         idle_timeout: args.idle_timeout,
         trace: args.trace,
         batch_wait: Duration::from_micros(args.batch_wait),
+        accepts_per_round: args.accepts_per_round,
         udp: args.udp,
         udp_datagrams: udp::datagram_budget(args.udp_rate.0),
         udp_bytes: udp::byte_budget(args.udp_bytes.0),

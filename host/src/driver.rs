@@ -46,8 +46,9 @@ pub const MAX_QUEUE: usize = 1 << 30;
 /// The core this driver runs.
 type Core = Server<HeapStorage>;
 
-/// Accepts per listener per round: new connections cannot starve open ones.
-const ACCEPTS_PER_ROUND: usize = 64;
+/// The default `--accepts-per-round`: new connections cannot starve open ones. Chosen by
+/// data (BENCHMARKS.md, "Defaults chosen by data").
+pub const ACCEPTS_PER_ROUND: u32 = 64;
 
 /// `recv` calls per connection per round: a fast sender cannot starve the others.
 const READS_PER_ROUND: usize = 4;
@@ -110,6 +111,8 @@ pub struct Options {
     /// When busy but few sockets are ready, nap this long before the next `select` so
     /// that one scan serves more of them (see `batch`); zero turns batching off.
     pub batch_wait: Duration,
+    /// Connections accepted per listener per round, at most (at least 1).
+    pub accepts_per_round: u32,
     /// UDP echo sockets to bind (IPv4 or IPv6; port 0 picks a free port). None: no UDP
     /// descriptor, no UDP memory.
     pub udp: Vec<SocketAddr>,
@@ -131,6 +134,7 @@ impl Options {
             idle_timeout: None,
             trace: false,
             batch_wait: BATCH_WAIT,
+            accepts_per_round: ACCEPTS_PER_ROUND,
             udp: Vec::new(),
             udp_datagrams: UdpConfig::new().datagrams,
             udp_bytes: UdpConfig::new().bytes,
@@ -185,6 +189,8 @@ pub struct Driver<N: Net = Sys> {
     /// that finds nothing.
     look: Sets,
     batching: Batching,
+    /// `--accepts-per-round`.
+    accepts_per_round: u32,
     signals: N::Socket,
     /// An open descriptor given up to accept-and-close when out of descriptors.
     reserve: Option<N::Socket>,
@@ -279,6 +285,7 @@ impl<N: Net> Driver<N> {
             full_look_at: epoch,
             look: Sets::default(),
             batching: Batching::new(options.batch_wait),
+            accepts_per_round: options.accepts_per_round.max(1),
             signals,
             reserve: Some(reserve),
             accept_paused_until: None,
@@ -570,7 +577,7 @@ impl<N: Net> Driver<N> {
             if !self.sets.read.contains(listener.fd.as_raw_fd()) {
                 continue;
             }
-            for _ in 0..ACCEPTS_PER_ROUND {
+            for _ in 0..self.accepts_per_round {
                 if !self.core.listener_interest() || !self.accept_one(i, now) {
                     break;
                 }
@@ -672,7 +679,7 @@ impl<N: Net> Driver<N> {
         );
         if let Some(reserve) = self.reserve.take() {
             self.net.close(reserve);
-            for _ in 0..ACCEPTS_PER_ROUND {
+            for _ in 0..self.accepts_per_round {
                 match self.net.accept(&listener.fd) {
                     Ok(fd) => {
                         self.net.close(fd);

@@ -101,6 +101,8 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
     } else {
         Budget::UNLIMITED
     };
+    // From one accept a round (bursts wait in the backlog) to more than any seed opens.
+    let accepts_per_round = [1, 3, 64, 4096][rng.range(0, 3) as usize];
     let options = Options {
         listen: vec![],
         udp: vec![],
@@ -118,7 +120,9 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
         } else {
             Duration::from_micros(rng.range(1, 200))
         },
+        accepts_per_round,
     };
+    world.borrow_mut().accept_budget = accepts_per_round as usize;
     let addr: SocketAddr = ([127, 0, 0, 1], 8090).into();
     let mut server = Driver::new(
         SimNet(world.clone()),

@@ -238,6 +238,8 @@ pub struct World {
     accept_owed: bool,
     /// `accept` calls since the last `select`.
     accepts_this_round: usize,
+    /// The loop's budget of accepts per listener per round (`--accepts-per-round`).
+    pub accept_budget: usize,
     /// The server's UDP socket and its sources, if this seed has one.
     pub udp: Option<Datagrams>,
 }
@@ -301,6 +303,7 @@ impl World {
             log: std::env::var("SIM_LOG").ok().and_then(|v| v.parse().ok()),
             accept_owed: false,
             accepts_this_round: 0,
+            accept_budget: 64,
             udp: None,
         };
         let listener = world
@@ -640,8 +643,7 @@ impl Net for SimNet {
 impl World {
     fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize> {
         self.selects += 1;
-        // The loop's budget is 64 accepts per listener per round.
-        if std::mem::take(&mut self.accept_owed) && self.accepts_this_round < 64 {
+        if std::mem::take(&mut self.accept_owed) && self.accepts_this_round < self.accept_budget {
             self.failures.push(
                 "a failed step on one accepted socket stopped the accepting of the others".into(),
             );
