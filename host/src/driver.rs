@@ -59,9 +59,11 @@ const READS_PER_ROUND: usize = 4;
 pub const BATCH_WAIT: Duration = Duration::from_micros(40);
 
 /// A connection `select` reported ready within this long is hot: every look watches it.
-/// Far longer than a busy peer's gap between messages, short next to an idle connection's
-/// life.
-const HOT_FOR: echoloop_core::Duration = echoloop_core::Duration::from_millis(100);
+/// Longer than a busy peer's gap between messages even when the server is saturated (10,000
+/// ping-pong connections have round trips of about 100 ms: at 100 ms here half of them
+/// went cold and waited for full looks, p99 200 ms against 149 ms at 1 s), short next to
+/// an idle connection's life.
+const HOT_FOR: echoloop_core::Duration = echoloop_core::Duration::from_millis(1000);
 
 /// While the loop is busy, its looks watch only the hot connections, and everything at
 /// least this long apart (and whenever it is about to block).

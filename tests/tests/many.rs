@@ -63,9 +63,9 @@ fn a_connection_idle_among_busy_ones_is_still_served() {
             .collect();
         let mut idle = connect(server.addr);
         echoloop_tests::roundtrip(&mut idle, b"hello once");
-        for round in 0..5 {
-            // Long enough to go cold (it has not been ready for a while).
-            thread::sleep(Duration::from_millis(300));
+        for round in 0..3 {
+            // Long enough to go cold: not ready for over a second (the driver's `HOT_FOR`).
+            thread::sleep(Duration::from_millis(1_300));
             echoloop_tests::roundtrip(&mut idle, format!("after a pause {round}").as_bytes());
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
