@@ -24,8 +24,8 @@ done
 
 cargo build --release -q -p echoloop
 # The server as shipped for Linux: static (musl), so no libc.so, ld.so and libgcc_s pages
-# count in its resident memory (1.1 MiB idle against 2.6 MiB dynamically linked; README,
-# "Build"). The load generator stays the glibc build: its byte checks are memcmp, which
+# count in its resident memory (0.9 MiB idle against 2.4 MiB dynamically linked; README,
+# "The two commands"). The load generator stays the glibc build: its byte checks are memcmp, which
 # glibc vectorises and musl does a byte at a time.
 server=target/release/echoloop
 musl=x86_64-unknown-linux-musl

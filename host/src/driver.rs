@@ -874,6 +874,7 @@ fn core_config(options: &Options) -> echoloop_core::Config {
     });
     echoloop_core::Config { idle_timeout }
 }
+
 /// When the look after a full look that began at `began` and ended at `ended` must be
 /// full again: the more a scan of everything costs, the rarer it is (within bounds).
 fn next_full_look(began: StdInstant, ended: StdInstant) -> StdInstant {
