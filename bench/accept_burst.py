@@ -18,13 +18,17 @@ Loopback only; every process it starts it stops.
 import argparse
 import json
 import os
-import resource
 import selectors
 import shutil
 import socket
 import statistics
 import subprocess
 import time
+
+# The comparison's own helpers: pinning, starting and stopping a server, the fd limit.
+from compare import pinned, raise_fd_limit, start_server, stop_server
+
+PINS = shutil.which("taskset") is not None
 
 MESSAGE = b"burst-42"
 
@@ -41,19 +45,12 @@ def parse_args():
     return p.parse_args()
 
 
-def pinned(cmd, cpu):
-    return (["taskset", "-c", str(cpu)] + cmd) if shutil.which("taskset") else cmd
-
-
-def start_server(binary, value):
+def serve(binary, value):
+    """(process, (host, port)): echoloop serving on a free loopback port, pinned to CPU 0."""
     cmd = pinned([binary, "serve", "--listen", "127.0.0.1:0",
-                  "--accepts-per-round", str(value)], 0)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise SystemExit("accept_burst: the server did not start: %r" % line)
-    host, port = line.split()[-1].rsplit(":", 1)
+                  "--accepts-per-round", str(value)], PINS and "0")
+    proc, addr = start_server(cmd)
+    host, port = addr.rsplit(":", 1)
     return proc, (host, int(port))
 
 
@@ -92,11 +89,11 @@ def burst(addr, n, timeout=30.0):
 
 
 def run_one(args, value):
-    proc, addr = start_server(args.echoloop, value)
+    proc, addr = serve(args.echoloop, value)
     try:
         load = subprocess.Popen(pinned([
             args.echoloop, "bench", "--connect", "%s:%d" % addr, "--conns", str(args.busy),
-            "--duration", str(args.duration), "--warmup", "0.5", "--json"], 1),
+            "--duration", str(args.duration), "--warmup", "0.5", "--json"], PINS and "1"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(0.5 + args.duration / 2)
         took = burst(addr, args.burst)
@@ -107,18 +104,14 @@ def run_one(args, value):
         return {"burst_ms": took * 1e3, "p999_us": r["latency_us"]["p999"],
                 "max_us": r["latency_us"]["max"], "msg_per_s": r["messages_per_sec"]}
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_server(proc)
 
 
 def main():
     args = parse_args()
     values = [int(v) for v in args.values.split(",")]
-    want = args.burst + args.busy + 64
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-    if shutil.which("taskset"):
+    raise_fd_limit(args.burst + args.busy + 64)
+    if PINS:
         os.sched_setaffinity(0, {1})
     runs = {v: [] for v in values}
     for rnd in range(args.rounds):
