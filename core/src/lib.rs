@@ -102,7 +102,7 @@ pub mod udp;
 
 pub use conn::{Action, CloseReason, ConnId, ErrorKind, Interest};
 pub use error::Error;
-pub use server::{Config, Conns, Reclaimable, Server};
+pub use server::{Config, Conns, Recent, Reclaimable, Server};
 pub use slot::ConnSlot;
 pub use stats::{Closed, Stats};
 pub use storage::{

@@ -137,6 +137,14 @@ impl List {
             next: self.head,
         }
     }
+
+    /// Walks the list from back to front.
+    pub(crate) fn iter_rev<'a, T: Linked>(&self, links: &'a [T]) -> RevIter<'a, T> {
+        RevIter {
+            links,
+            next: self.tail,
+        }
+    }
 }
 
 /// Indices of one list, front to back.
@@ -151,6 +159,22 @@ impl<T: Linked> Iterator for Iter<'_, T> {
     fn next(&mut self) -> Option<u16> {
         let i = self.next;
         self.next = self.links.get(usize::from(i))?.links().next;
+        Some(i)
+    }
+}
+
+/// Indices of one list, back to front.
+pub(crate) struct RevIter<'a, T> {
+    links: &'a [T],
+    next: u16,
+}
+
+impl<T: Linked> Iterator for RevIter<'_, T> {
+    type Item = u16;
+
+    fn next(&mut self) -> Option<u16> {
+        let i = self.next;
+        self.next = self.links.get(usize::from(i))?.links().prev;
         Some(i)
     }
 }
@@ -171,6 +195,9 @@ mod tests {
         let links: &[Links] = links;
         let fwd: Vec<u16> = list.iter(links).collect();
         assert_eq!(fwd.len(), list.len());
+        let mut back: Vec<u16> = list.iter_rev(links).collect();
+        back.reverse();
+        assert_eq!(back, fwd, "both ways list the same indices");
         fwd
     }
 

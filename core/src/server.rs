@@ -300,6 +300,22 @@ impl<S: Storage> Server<S> {
         }
     }
 
+    /// The open connections that moved bytes (or were accepted) less than `within` before
+    /// `now`, most recently active first, then every draining one, with their interest.
+    /// It costs what it lists, not what is open: a driver watching thousands of idle
+    /// connections finds the busy ones without visiting the rest.
+    pub fn recently_active(&self, now: Instant, within: Duration) -> Recent<'_> {
+        let slots = self.storage.parts_ref().slots;
+        Recent {
+            slots,
+            live: Some(self.live.iter_rev(slots)),
+            draining: self.draining.iter(slots),
+            now,
+            within,
+            rules: self.rules(),
+        }
+    }
+
     /// Bytes queued on a connection.
     pub fn queued(&self, id: ConnId) -> Result<usize, Error> {
         let parts = self.storage.parts_ref();
@@ -836,6 +852,40 @@ impl Iterator for Conns<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         let index = self.inner.next()?;
         let slot = self.slots.get(usize::from(index))?;
+        Some((slot.id(index), self.rules.interest(slot)))
+    }
+}
+
+/// The recently active and the draining connections of a [`Server`] with their
+/// interest: see [`Server::recently_active`].
+pub struct Recent<'a> {
+    slots: &'a [ConnSlot],
+    /// `None` once a connection idle for `within` or longer was reached.
+    live: Option<list::RevIter<'a, ConnSlot>>,
+    draining: list::Iter<'a, ConnSlot>,
+    now: Instant,
+    within: Duration,
+    rules: Rules,
+}
+
+impl Iterator for Recent<'_> {
+    type Item = (ConnId, Interest);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // The live list is ordered by activity: the first idle one ends the recent ones.
+        let recent = self.live.as_mut().and_then(|live| {
+            let index = live.next()?;
+            let slot = self.slots.get(usize::from(index))?;
+            (self.now.saturating_since(slot.last_active) < self.within).then_some((index, slot))
+        });
+        let (index, slot) = match recent {
+            Some(found) => found,
+            None => {
+                self.live = None;
+                let index = self.draining.next()?;
+                (index, self.slots.get(usize::from(index))?)
+            }
+        };
         Some((slot.id(index), self.rules.interest(slot)))
     }
 }

@@ -648,6 +648,38 @@ fn conns_lists_live_connections_with_their_interest() {
 }
 
 #[test]
+fn recently_active_lists_the_busy_ones_newest_first_then_the_draining() {
+    let mut s = new(Config::new());
+    let idle = s.on_accepted(at(0)).unwrap();
+    let quiet = s.on_accepted(at(0)).unwrap();
+    let busy = s.on_accepted(at(0)).unwrap();
+    let drain = s.on_accepted(at(0)).unwrap();
+    recv(&mut s, at(900), quiet, b"q");
+    send(&mut s, at(900), quiet, 8);
+    recv(&mut s, at(1_500), busy, b"b");
+    let within = Duration::from_millis(1_000);
+    let listed: Vec<_> = s.recently_active(at(1_500), within).collect();
+    assert_eq!(
+        listed,
+        [(busy, BOTH), (quiet, READ)],
+        "active under a second ago, newest first; idle and drain since 0 ms"
+    );
+    let later: Vec<_> = s.recently_active(at(1_900), within).collect();
+    assert_eq!(later, [(busy, BOTH)], "quiet's last byte is a second old");
+    // A shutdown drains the connections with nothing queued: draining ones are always
+    // listed, however long idle, after the live ones.
+    s.shutdown(at(1_900), Duration::from_secs(3));
+    while s.poll_action().is_some() {}
+    let mut listed: Vec<_> = s
+        .recently_active(at(1_900), within)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(listed.remove(0), busy, "{listed:?}");
+    listed.sort_by_key(|id| id.index());
+    assert_eq!(listed, [idle, quiet, drain]);
+}
+
+#[test]
 fn driver_refusals_are_counted() {
     let mut s = new(Config::new());
     s.on_refused();

@@ -263,6 +263,26 @@ impl Model {
         v
     }
 
+    /// `recently_active` lists the open connections active within the window, newest
+    /// first, then every draining one: checked for windows from nothing to everything.
+    fn check_recently_active(&self) {
+        for within in [0, 1, 7, 50, u64::MAX].map(Duration::from_millis) {
+            let listed: Vec<(ConnId, Interest)> =
+                self.server.recently_active(self.now, within).collect();
+            let mut open = self.live_in_order();
+            open.truncate(open.len() - self.draining.len());
+            let recent = open
+                .into_iter()
+                .rev()
+                .take_while(|&i| self.now.saturating_since(self.conns[i].last_active) < within);
+            let want: Vec<(ConnId, Interest)> = recent
+                .chain(self.draining.iter().copied())
+                .map(|i| (self.conns[i].id, self.interest(&self.conns[i])))
+                .collect();
+            assert_eq!(listed, want, "recently_active within {within:?}");
+        }
+    }
+
     /// Applies `op` to both, drains the actions and checks every invariant.
     pub fn apply(&mut self, op: Op) {
         let n = self.conns.len();
@@ -533,6 +553,7 @@ impl Model {
             listed, want,
             "conns() lists live conns, least recently active first"
         );
+        self.check_recently_active();
         assert_eq!(self.server.free_buffers(), self.free_buffers());
         assert_eq!(
             self.server.listener_interest(),
