@@ -2,8 +2,9 @@
 //! core what happened, and carries out what the core decided.
 //!
 //! The shape of Redis's `ae_select.c`: the fd sets are rebuilt from the core's interest
-//! before every call (host rule 2), so no stale descriptor is ever watched. Per-round work
-//! is proportional to the open connections (the core lists them), never to the capacity.
+//! before every call (host rule 2), so no stale descriptor is ever watched. While busy, a
+//! round's work is proportional to the busy connections (the core lists them by activity)
+//! plus a window of the idle ones ([`sweep`](crate::sweep)), never to the capacity.
 //!
 //! Every call the loop makes to the operating system goes through [`Net`], so the same
 //! loop runs on real sockets ([`Sys`]) or on a simulated network (`host/tests/sim/main.rs`).
@@ -24,6 +25,7 @@ use crate::net::{Net, Sets, Sys};
 use crate::nofile;
 use crate::per_ip::PerIp;
 use crate::storage::HeapStorage;
+use crate::sweep::Sweep;
 use crate::sys;
 use crate::trace::{Moved, Names, Trace};
 use crate::udp::{self, UdpReport, UdpSock};
@@ -58,26 +60,12 @@ const READS_PER_ROUND: usize = 4;
 /// (p50 350 µs at 50 busy connections). BENCHMARKS.md has 0, 20, 40 and 80 µs side by side.
 pub const BATCH_WAIT: Duration = Duration::from_micros(40);
 
-/// A connection `select` reported ready within this long is hot: every look watches it.
-/// Longer than a busy peer's gap between messages even when the server is saturated (10,000
-/// ping-pong connections have round trips of about 100 ms: at 100 ms here half of them
-/// went cold and waited for full looks, p99 200 ms against 149 ms at 1 s), short next to
-/// an idle connection's life.
+/// A connection that moved bytes within this long is hot: every `select` watches it; the
+/// others are swept a window at a time ([`sweep`](crate::sweep)). Longer than a busy
+/// peer's gap between messages even when the server is saturated (10,000 ping-pong
+/// connections have round trips of about 100 ms: at 100 ms here half of them went cold,
+/// p99 200 ms against 149 ms at 1 s), short next to an idle connection's life.
 const HOT_FOR: echoloop_core::Duration = echoloop_core::Duration::from_millis(1000);
-
-/// While the loop is busy, its looks watch only the hot connections, and everything at
-/// least this long apart (and whenever it is about to block).
-const FULL_LOOK_EVERY: Duration = Duration::from_millis(5);
-
-/// A full look is followed by at least this many times its own cost before the next
-/// one, so scanning the cold connections takes at most about 1/20 of a busy loop's time.
-/// Under load a scan of ten thousand sockets costs the kernel 2–3 ms (their structures
-/// have left the cache), which at [`FULL_LOOK_EVERY`] alone was over half the loop.
-const FULL_LOOK_SPACING: u32 = 19;
-
-/// The longest gap between full looks, whatever they cost: the most a first message on
-/// a connection idle for a while waits when the server is under load.
-const FULL_LOOK_MAX_GAP: Duration = Duration::from_millis(100);
 
 /// How long a shutdown may take to deliver what is queued.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -149,9 +137,6 @@ struct Conn<S> {
     id: ConnId,
     fd: S,
     peer: SocketAddr,
-    /// When `select` last reported it ready: hot (looked at on every look) until
-    /// [`HOT_FOR`] after that.
-    ready_at: Instant,
 }
 
 /// A listening socket.
@@ -179,17 +164,15 @@ pub struct Driver<N: Net = Sys> {
     /// ready without visiting every connection watched. Grown to the highest descriptor
     /// accepted, never shrunk.
     by_fd: Vec<Option<ConnId>>,
+    /// What the next `select` watches; what it found ready once it returns.
     sets: Sets,
-    /// The part of `sets` a look watches between full looks: every descriptor but the
-    /// cold connections (see [`HOT_FOR`]).
+    /// What every `select` watches, rebuilt each round: every descriptor but the cold
+    /// connections (see [`HOT_FOR`]).
     hot: Sets,
     /// How many connections are in `hot`.
     hot_conns: usize,
-    /// When the next look must watch everything, cold connections included.
-    full_look_at: StdInstant,
-    /// Where a look (a `select` that does not wait) writes, so that `sets` survive one
-    /// that finds nothing.
-    look: Sets,
+    /// Where the window over the cold connections is.
+    sweep: Sweep,
     batching: Batching,
     /// `--accepts-per-round`.
     accepts_per_round: u32,
@@ -284,8 +267,7 @@ impl<N: Net> Driver<N> {
             sets: Sets::default(),
             hot: Sets::default(),
             hot_conns: 0,
-            full_look_at: epoch,
-            look: Sets::default(),
+            sweep: Sweep::new(epoch),
             batching: Batching::new(options.batch_wait),
             accepts_per_round: options.accepts_per_round.max(1),
             signals,
@@ -356,10 +338,9 @@ impl<N: Net> Driver<N> {
             if self.core.is_shut_down() {
                 return Ok(());
             }
-            let timeout = self.build_sets();
-            self.trace_sets(None, timeout);
+            let timeout = self.build_hot();
             match self.wait(timeout) {
-                Ok(n) => self.trace_sets(Some(n), None),
+                Ok(_) => {}
                 // Host rule 3: a signal interrupted the wait; its byte is in the pipe.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     if let Some(trace) = &mut self.trace {
@@ -399,13 +380,15 @@ impl<N: Net> Driver<N> {
         }
     }
 
-    /// `select`: at once when batching is off or pointless; else a look that does not
-    /// wait (after a nap if the last one found the loop busy but sparse), then, only if
-    /// nothing was ready, the `select` that waits.
+    /// `select`: on everything at once when batching is off or pointless; else a look
+    /// that does not wait, on the hot sets and a window of the cold connections (after a
+    /// nap if the last look found the loop busy but sparse), then, only if nothing was
+    /// ready, the `select` that waits.
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let conns = self.core.conn_count();
         if !self.batching.looks(conns) {
-            return self.net.select(&mut self.sets, timeout);
+            self.watch_all();
+            return self.select(timeout);
         }
         // Sparse or not is judged against what a look watches.
         if let Some(nap) = self.batching.nap(self.hot_conns) {
@@ -416,31 +399,43 @@ impl<N: Net> Driver<N> {
             }
             self.net.nap(nap);
         }
-        // Between full looks only the hot connections are watched: a scan of ten thousand
-        // idle ones costs the kernel about as much as a hundred round trips.
-        let clock = self.net.now();
-        let full = clock >= self.full_look_at || self.hot_conns == conns;
-        self.look
-            .clone_from(if full { &self.sets } else { &self.hot });
-        let ready = self.net.select(&mut self.look, Some(Duration::ZERO))?;
-        if full {
-            self.full_look_at = next_full_look(clock, self.net.now());
+        let cold = self.hot_conns < conns;
+        let before = self.net.now();
+        if !cold {
+            self.sweep.restart(before);
         }
+        let window = self.watch_window(before);
+        let ready = self.select(Some(Duration::ZERO))?;
+        let after = self.net.now();
+        let took = after.saturating_duration_since(before);
+        self.sweep
+            .looked(after, window, self.hot_conns + window, took);
         self.batching.looked(ready);
         if ready > 0 {
-            std::mem::swap(&mut self.sets, &mut self.look);
             return Ok(ready);
         }
-        if full || self.hot_conns == 0 {
-            return self.net.select(&mut self.sets, timeout);
+        if self.hot_conns == 0 {
+            // Nothing busy: wait on everything, so any connection is answered at once.
+            self.watch_all();
+            let ready = self.select(timeout);
+            self.sweep.restart(self.net.now());
+            return ready;
         }
         // Busy connections are only waiting on their peers: wait for them, and for the
-        // rest at the next full look, rather than scan every idle one to block.
-        let until_full = self.full_look_at.saturating_duration_since(clock);
-        let timeout = Some(timeout.map_or(until_full, |t| t.min(until_full)));
-        self.look.clone_from(&self.hot);
-        let ready = self.net.select(&mut self.look, timeout)?;
-        std::mem::swap(&mut self.sets, &mut self.look);
+        // cold ones at the next window, rather than watch every idle one to block.
+        let timeout = match (cold, timeout) {
+            (false, t) => t,
+            (true, t) => Some(t.map_or(self.sweep.patience(), |t| t.min(self.sweep.patience()))),
+        };
+        self.sets.clone_from(&self.hot);
+        self.select(timeout)
+    }
+
+    /// One `select` on `sets`, traced.
+    fn select(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.trace_sets(None, timeout);
+        let ready = self.net.select(&mut self.sets, timeout)?;
+        self.trace_sets(Some(ready), None);
         Ok(ready)
     }
 
@@ -455,51 +450,75 @@ impl<N: Net> Driver<N> {
         Instant::from_millis(elapsed.as_millis() as u64)
     }
 
-    /// Fills the sets from the core's interest; returns how long `select` may wait.
-    fn build_sets(&mut self) -> Option<Duration> {
+    /// Fills the hot sets from the core's interest: the signal pipe, the listeners, the
+    /// UDP sockets and the connections active within [`HOT_FOR`]. Returns how long
+    /// `select` may wait.
+    fn build_hot(&mut self) -> Option<Duration> {
         let clock = self.net.now();
         let now = self.core_time(clock);
-        let sets = &mut self.sets;
-        sets.read.clear();
-        sets.write.clear();
-        sets.except.clear();
-        sets.read.insert(self.signals.as_raw_fd());
+        let hot = &mut self.hot;
+        hot.read.clear();
+        hot.write.clear();
+        hot.except.clear();
+        hot.read.insert(self.signals.as_raw_fd());
         if self.accept_paused_until.is_some_and(|t| t <= clock) {
             self.accept_paused_until = None;
         }
         if self.core.listener_interest() && self.accept_paused_until.is_none() {
             for l in &self.listeners {
-                sets.read.insert(l.fd.as_raw_fd());
+                hot.read.insert(l.fd.as_raw_fd());
             }
         }
         for u in &self.udp {
             let fd = u.socket.as_raw_fd();
             // After a signal no new datagram is taken; waiting echoes still go out.
             if !self.shutting_down {
-                sets.read.insert(fd);
+                hot.read.insert(fd);
             }
             if u.write_interest() {
-                sets.write.insert(fd);
+                hot.write.insert(fd);
             }
         }
-        // The hot sets start as everything but the connections.
-        self.hot.clone_from(sets);
         self.hot_conns = 0;
-        let hot = &mut self.hot;
-        for (id, interest) in self.core.conns() {
+        for (id, interest) in self.core.recently_active(now, HOT_FOR) {
             let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
                 continue;
             };
-            let fd = conn.fd.as_raw_fd();
-            // A connection with bytes waiting to go out is always hot.
-            let is_hot = interest.write || now.saturating_since(conn.ready_at) < HOT_FOR;
-            watch(sets, fd, interest);
-            if is_hot {
-                watch(hot, fd, interest);
-                self.hot_conns += 1;
-            }
+            watch(hot, conn.fd.as_raw_fd(), interest);
+            self.hot_conns += 1;
         }
         self.timeout(clock)
+    }
+
+    /// `sets`: the hot sets and every other connection, for a `select` that must see
+    /// everything. Costs a visit to every open connection.
+    fn watch_all(&mut self) {
+        self.sets.clone_from(&self.hot);
+        for (id, interest) in self.core.conns() {
+            if let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) {
+                watch(&mut self.sets, conn.fd.as_raw_fd(), interest);
+            }
+        }
+    }
+
+    /// `sets`: the hot sets and the connections in the sweep's window at `clock`.
+    /// Returns how many connections the window added.
+    fn watch_window(&mut self, clock: StdInstant) -> usize {
+        self.sets.clone_from(&self.hot);
+        let window = self.sweep.window(clock, self.by_fd.len());
+        let mut added = 0;
+        let entries = self.by_fd.get(window.clone()).into_iter().flatten();
+        for (fd, entry) in window.zip(entries) {
+            let Some(id) = *entry else {
+                continue;
+            };
+            if let Ok(interest) = self.core.interest(id) {
+                // A hot one is in the sets already: inserting it again changes nothing.
+                watch(&mut self.sets, fd as RawFd, interest);
+                added += 1;
+            }
+        }
+        added
     }
 
     /// The earliest of the core's deadline, the end of an accept pause and the next
@@ -645,17 +664,7 @@ impl<N: Net> Driver<N> {
                     trace.event(peer, format_args!("accepted as {id} (fd {raw})"));
                 }
                 set(&mut self.by_fd, usize::try_from(raw).unwrap_or(0), Some(id));
-                let ready_at = now;
-                set(
-                    &mut self.conns,
-                    id.index(),
-                    Some(Conn {
-                        id,
-                        fd,
-                        peer,
-                        ready_at,
-                    }),
-                );
+                set(&mut self.conns, id.index(), Some(Conn { id, fd, peer }));
             }
             Err(e) => {
                 if let Some(per_ip) = &mut self.per_ip {
@@ -729,7 +738,6 @@ impl<N: Net> Driver<N> {
             if conn.id != id {
                 continue;
             }
-            conn.ready_at = now;
             let conn = &*conn;
             let readable = sets.read.contains(raw) || sets.except.contains(raw);
             let writable = sets.write.contains(raw);
@@ -875,16 +883,6 @@ fn core_config(options: &Options) -> echoloop_core::Config {
     echoloop_core::Config { idle_timeout }
 }
 
-/// When the look after a full look that began at `began` and ended at `ended` must be
-/// full again: the more a scan of everything costs, the rarer it is (within bounds).
-fn next_full_look(began: StdInstant, ended: StdInstant) -> StdInstant {
-    let cost = ended.saturating_duration_since(began);
-    let gap = cost
-        .saturating_mul(FULL_LOOK_SPACING)
-        .clamp(FULL_LOOK_EVERY, FULL_LOOK_MAX_GAP);
-    ended + gap
-}
-
 /// Puts a connection's descriptor in the sets its interest names.
 fn watch(sets: &mut Sets, fd: RawFd, interest: Interest) {
     if interest.read {
@@ -1015,22 +1013,6 @@ mod tests {
         let mut most = ok.clone();
         most.max_conns = MAX_CONNS;
         assert!(check(&most).is_ok(), "65,534 is what the core can index");
-    }
-
-    #[test]
-    fn full_looks_are_spaced_by_what_they_cost() {
-        let began = StdInstant::now();
-        let after = |cost_us: u64| {
-            let ended = began + Duration::from_micros(cost_us);
-            next_full_look(began, ended).duration_since(ended)
-        };
-        assert_eq!(after(10), FULL_LOOK_EVERY, "a cheap scan: the shortest gap");
-        assert_eq!(after(2_000), Duration::from_millis(38), "19 times its cost");
-        assert_eq!(
-            after(20_000),
-            FULL_LOOK_MAX_GAP,
-            "never longer than the most"
-        );
     }
 
     #[test]

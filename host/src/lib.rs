@@ -26,6 +26,7 @@ mod nofile;
 mod per_ip;
 pub mod signals;
 pub mod storage;
+mod sweep;
 #[allow(unsafe_code)]
 pub mod sys;
 mod trace;
