@@ -9,6 +9,7 @@
 //! Every call the loop makes to the operating system goes through [`Net`], so the same
 //! loop runs on real sockets ([`Sys`]) or on a simulated network (`host/tests/sim/main.rs`).
 
+use std::cmp::Reverse;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -137,6 +138,9 @@ struct Conn<S> {
     id: ConnId,
     fd: S,
     peer: SocketAddr,
+    /// When the loop last served it, as a count of turns served (wrapping): a round
+    /// serves its ready connections oldest first (see [`Driver::serve_ready`]).
+    served: u32,
 }
 
 /// A listening socket.
@@ -173,6 +177,12 @@ pub struct Driver<N: Net = Sys> {
     hot_conns: usize,
     /// Where the window over the cold connections is.
     sweep: Sweep,
+    /// The ready connections of a round, as (turns since last served, descriptor):
+    /// sorted, the order they are served in.
+    turns: Vec<(u32, RawFd)>,
+    /// Turns served so far, wrapping (a connection unserved for 2³² turns, hours at full
+    /// load, is merely served out of order once).
+    served: u32,
     batching: Batching,
     /// `--accepts-per-round`.
     accepts_per_round: u32,
@@ -268,6 +278,8 @@ impl<N: Net> Driver<N> {
             hot: Sets::default(),
             hot_conns: 0,
             sweep: Sweep::new(epoch),
+            turns: Vec::with_capacity(options.max_conns),
+            served: 0,
             batching: Batching::new(options.batch_wait),
             accepts_per_round: options.accepts_per_round.max(1),
             signals,
@@ -664,7 +676,14 @@ impl<N: Net> Driver<N> {
                     trace.event(peer, format_args!("accepted as {id} (fd {raw})"));
                 }
                 set(&mut self.by_fd, usize::try_from(raw).unwrap_or(0), Some(id));
-                set(&mut self.conns, id.index(), Some(Conn { id, fd, peer }));
+                let served = self.served;
+                let conn = Conn {
+                    id,
+                    fd,
+                    peer,
+                    served,
+                };
+                set(&mut self.conns, id.index(), Some(conn));
             }
             Err(e) => {
                 if let Some(per_ip) = &mut self.per_ip {
@@ -723,42 +742,69 @@ impl<N: Net> Driver<N> {
         }
     }
 
-    /// Serves every connection `select` reported ready: the ready descriptors are read off
-    /// the sets a word at a time, so a round costs what is ready, not what is watched.
+    /// Serves every connection `select` reported ready, the one served longest ago first.
+    /// `select` says what is ready, not since when; but a connection's next message comes
+    /// about as long after its last echo as the next one's, so the order they were last
+    /// served in is the order they became ready in. First come, first served (what an
+    /// epoll loop gets from its ready list) is what keeps the tail short: in descriptor
+    /// order a connection that missed one round waited almost two. The ready descriptors
+    /// are read off the sets a word at a time, so a round costs what is ready, not what is
+    /// watched.
     fn serve_ready(&mut self, now: Instant) {
         let sets = &self.sets;
+        self.turns.clear();
         for raw in fd_set::ready(&sets.read, &sets.write, &sets.except) {
             // The listeners and the signal pipe have no entry.
             let Some(&Some(id)) = self.by_fd.get(raw as usize) else {
                 continue;
             };
-            let Some(conn) = self.conns.get_mut(id.index()).and_then(Option::as_mut) else {
-                continue;
-            };
-            if conn.id != id {
-                continue;
+            if let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) {
+                self.turns
+                    .push((self.served.wrapping_sub(conn.served), raw));
             }
-            let conn = &*conn;
-            let readable = sets.read.contains(raw) || sets.except.contains(raw);
-            let writable = sets.write.contains(raw);
-            let mut turn = Turn {
-                core: &mut self.core,
-                net: &mut self.net,
-                now,
-                id,
-                fd: &conn.fd,
-                moved: Moved::default(),
-            };
-            if writable {
-                turn.flush();
+        }
+        longest_waiting_first(&mut self.turns);
+        for i in 0..self.turns.len() {
+            if let Some(&(_, raw)) = self.turns.get(i) {
+                self.serve(raw, now);
             }
-            if readable {
-                turn.receive();
-            }
-            let moved = turn.moved;
-            if let Some(trace) = &mut self.trace {
-                trace.moved(conn.peer, &moved, self.core.queued(id).ok());
-            }
+        }
+    }
+
+    /// Serves one connection `select` reported ready.
+    fn serve(&mut self, raw: RawFd, now: Instant) {
+        let sets = &self.sets;
+        let Some(&Some(id)) = self.by_fd.get(raw as usize) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(id.index()).and_then(Option::as_mut) else {
+            return;
+        };
+        if conn.id != id {
+            return;
+        }
+        self.served = self.served.wrapping_add(1);
+        conn.served = self.served;
+        let conn = &*conn;
+        let readable = sets.read.contains(raw) || sets.except.contains(raw);
+        let writable = sets.write.contains(raw);
+        let mut turn = Turn {
+            core: &mut self.core,
+            net: &mut self.net,
+            now,
+            id,
+            fd: &conn.fd,
+            moved: Moved::default(),
+        };
+        if writable {
+            turn.flush();
+        }
+        if readable {
+            turn.receive();
+        }
+        let moved = turn.moved;
+        if let Some(trace) = &mut self.trace {
+            trace.moved(conn.peer, &moved, self.core.queued(id).ok());
         }
     }
 
@@ -881,6 +927,12 @@ fn core_config(options: &Options) -> echoloop_core::Config {
         echoloop_core::Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
     });
     echoloop_core::Config { idle_timeout }
+}
+
+/// Orders a round's turns, (turns served since, descriptor), the one served longest ago
+/// first; ties (connections not served since they were accepted) by descriptor.
+fn longest_waiting_first(turns: &mut [(u32, RawFd)]) {
+    turns.sort_unstable_by_key(|&(waited, raw)| (Reverse(waited), raw));
 }
 
 /// Puts a connection's descriptor in the sets its interest names.
@@ -1013,6 +1065,20 @@ mod tests {
         let mut most = ok.clone();
         most.max_conns = MAX_CONNS;
         assert!(check(&most).is_ok(), "65,534 is what the core can index");
+    }
+
+    #[test]
+    fn ready_connections_are_served_longest_waiting_first_across_the_wrap() {
+        // Served at turns 7 (fds 5 and 2), 9 (fd 3), u32::MAX (fd 8) and 1 after the
+        // counter wrapped (fd 4); it now reads 10.
+        let now: u32 = 10;
+        let mut turns: Vec<(u32, RawFd)> = [(7, 5), (9, 3), (u32::MAX, 8), (1, 4), (7, 2)]
+            .iter()
+            .map(|&(served, fd)| (now.wrapping_sub(served), fd))
+            .collect();
+        longest_waiting_first(&mut turns);
+        let order: Vec<RawFd> = turns.iter().map(|&(_, fd)| fd).collect();
+        assert_eq!(order, [8, 4, 2, 5, 3]);
     }
 
     #[test]
