@@ -147,34 +147,22 @@ impl List {
     }
 }
 
-/// Indices of one list, front to back.
-pub(crate) struct Iter<'a, T> {
+/// Indices of one list, front to back (or back to front: [`RevIter`]).
+pub(crate) struct Iter<'a, T, const BACK: bool = false> {
     links: &'a [T],
     next: u16,
-}
-
-impl<T: Linked> Iterator for Iter<'_, T> {
-    type Item = u16;
-
-    fn next(&mut self) -> Option<u16> {
-        let i = self.next;
-        self.next = self.links.get(usize::from(i))?.links().next;
-        Some(i)
-    }
 }
 
 /// Indices of one list, back to front.
-pub(crate) struct RevIter<'a, T> {
-    links: &'a [T],
-    next: u16,
-}
+pub(crate) type RevIter<'a, T> = Iter<'a, T, true>;
 
-impl<T: Linked> Iterator for RevIter<'_, T> {
+impl<T: Linked, const BACK: bool> Iterator for Iter<'_, T, BACK> {
     type Item = u16;
 
     fn next(&mut self) -> Option<u16> {
         let i = self.next;
-        self.next = self.links.get(usize::from(i))?.links().prev;
+        let links = self.links.get(usize::from(i))?.links();
+        self.next = if BACK { links.prev } else { links.next };
         Some(i)
     }
 }
