@@ -4,7 +4,7 @@
 //! The shape of Redis's `ae_select.c`: the fd sets are rebuilt from the core's interest
 //! before every call (host rule 2), so no stale descriptor is ever watched. While busy, a
 //! round's work is proportional to the busy connections (the core lists them by activity)
-//! plus a window of the idle ones ([`sweep`](crate::sweep)), never to the capacity.
+//! plus a window of the idle ones (`sweep.rs`), never to the capacity.
 //!
 //! Every call the loop makes to the operating system goes through [`Net`], so the same
 //! loop runs on real sockets ([`Sys`]) or on a simulated network (`host/tests/sim/main.rs`).
