@@ -10,7 +10,7 @@
 //!
 //! It never naps when idle: a look that finds nothing ready is followed by a blocking
 //! `select`, which wakes at the first byte, so a lone client among idle ones is answered
-//! at once. The nap is bounded (`--batch-wait`, 40 µs by default; 0 turns batching off),
+//! at once. The nap is bounded (`--batch-wait`, 40 µs by default; 0: never),
 //! and it is only ever taken while events are already queueing, where it is small next
 //! to the queueing delay itself.
 
@@ -38,17 +38,20 @@ impl Batching {
         }
     }
 
-    /// Whether to look (a `select` that does not wait) before waiting: only when a nap
-    /// could follow, since for an idle loop the look is one scan more.
+    /// Whether to look (a `select` that does not wait) before waiting: with more than
+    /// [`SPARSE`] connections, whatever the nap. A look is what a nap follows, and what
+    /// lets a round watch only the busy connections and a window of the idle ones (the
+    /// driver's sweep); with fewer, one `select` on everything is as cheap.
     pub(crate) fn looks(&self, conns: usize) -> bool {
-        !self.wait.is_zero() && conns > SPARSE
+        conns > SPARSE
     }
 
     /// How long to nap before the next look: the whole wait when the last look found
     /// the loop busy with fewer than one in [`SPARSE`] of `conns` ready, else none.
     pub(crate) fn nap(&self, conns: usize) -> Option<Duration> {
         let sparse = self.ready.saturating_mul(SPARSE) < conns;
-        (self.looks(conns) && self.busy && sparse).then_some(self.wait)
+        let naps = !self.wait.is_zero() && self.looks(conns);
+        (naps && self.busy && sparse).then_some(self.wait)
     }
 
     /// A look found `ready` descriptors ready (0: the loop goes on to wait for one).
@@ -93,10 +96,13 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_wait_turns_batching_off() {
+    fn a_zero_wait_never_naps_but_still_looks() {
         let mut b = Batching::new(Duration::ZERO);
         b.looked(1);
-        assert!(!b.looks(1000));
+        assert!(
+            b.looks(1000),
+            "the sweep of idle connections needs the look"
+        );
         assert_eq!(b.nap(1000), None);
     }
 }

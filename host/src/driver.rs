@@ -100,7 +100,7 @@ pub struct Options {
     /// Print each round's sets and events on stderr.
     pub trace: bool,
     /// When busy but few sockets are ready, nap this long before the next `select` so
-    /// that one scan serves more of them (see `batch`); zero turns batching off.
+    /// that one scan serves more of them (see `batch`); zero: never.
     pub batch_wait: Duration,
     /// Connections accepted per listener per round, at most (at least 1).
     pub accepts_per_round: u32,
@@ -392,7 +392,7 @@ impl<N: Net> Driver<N> {
         }
     }
 
-    /// `select`: on everything at once when batching is off or pointless; else a look
+    /// `select`: on everything at once with few connections; else a look
     /// that does not wait, on the hot sets and a window of the cold connections (after a
     /// nap if the last look found the loop busy but sparse), then, only if nothing was
     /// ready, the `select` that waits.
