@@ -392,37 +392,17 @@ impl<N: Net> Driver<N> {
         }
     }
 
-    /// `select`: on everything at once with few connections; else a look
-    /// that does not wait, on the hot sets and a window of the cold connections (after a
-    /// nap if the last look found the loop busy but sparse), then, only if nothing was
-    /// ready, the `select` that waits.
+    /// `select`: on everything at once with few connections; else a look (after a nap if
+    /// the last one found the loop busy but sparse), then, only if nothing was ready, the
+    /// `select` that waits.
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let conns = self.core.conn_count();
         if !self.batching.looks(conns) {
             self.watch_all();
             return self.select(timeout);
         }
-        // Sparse or not is judged against what a look watches.
-        if let Some(nap) = self.batching.nap(self.hot_conns) {
-            // Never past the core's next deadline.
-            let nap = timeout.map_or(nap, |t| nap.min(t));
-            if let Some(trace) = &mut self.trace {
-                trace.nap(nap);
-            }
-            self.net.nap(nap);
-        }
-        let cold = self.hot_conns < conns;
-        let before = self.net.now();
-        if !cold {
-            self.sweep.restart(before);
-        }
-        let window = self.watch_window(before);
-        let ready = self.select(Some(Duration::ZERO))?;
-        let after = self.net.now();
-        let took = after.saturating_duration_since(before);
-        self.sweep
-            .looked(after, window, self.hot_conns + window, took);
-        self.batching.looked(ready);
+        self.nap(timeout);
+        let ready = self.look(conns)?;
         if ready > 0 {
             return Ok(ready);
         }
@@ -435,12 +415,44 @@ impl<N: Net> Driver<N> {
         }
         // Busy connections are only waiting on their peers: wait for them, and for the
         // cold ones at the next window, rather than watch every idle one to block.
-        let timeout = match (cold, timeout) {
-            (false, t) => t,
-            (true, t) => Some(t.map_or(self.sweep.patience(), |t| t.min(self.sweep.patience()))),
+        let patience = self.sweep.patience();
+        let timeout = match timeout {
+            _ if self.hot_conns == conns => timeout,
+            Some(t) => Some(t.min(patience)),
+            None => Some(patience),
         };
         self.sets.clone_from(&self.hot);
         self.select(timeout)
+    }
+
+    /// Naps `--batch-wait` if the last look found the loop busy but few of the sockets it
+    /// watched ready (see `batch`), never past `timeout`.
+    fn nap(&mut self, timeout: Option<Duration>) {
+        if let Some(nap) = self.batching.nap(self.hot_conns) {
+            let nap = timeout.map_or(nap, |t| nap.min(t));
+            if let Some(trace) = &mut self.trace {
+                trace.nap(nap);
+            }
+            self.net.nap(nap);
+        }
+    }
+
+    /// A `select` that does not wait, on the hot sets and the sweep's window (which is
+    /// charged its share of the call's cost). Returns how many descriptors are ready.
+    fn look(&mut self, conns: usize) -> io::Result<usize> {
+        let before = self.net.now();
+        if self.hot_conns == conns {
+            // Nothing cold to sweep: the pass starts over once some connection goes cold.
+            self.sweep.restart(before);
+        }
+        let window = self.watch_window(before);
+        let ready = self.select(Some(Duration::ZERO))?;
+        let after = self.net.now();
+        let took = after.saturating_duration_since(before);
+        self.sweep
+            .looked(after, window, self.hot_conns + window, took);
+        self.batching.looked(ready);
+        Ok(ready)
     }
 
     /// One `select` on `sets`, traced.
