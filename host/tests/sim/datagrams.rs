@@ -143,10 +143,12 @@ impl Datagrams {
         self.seen.delivered += 1;
         let n = bytes.len().min(buf.len());
         buf[..n].copy_from_slice(&bytes[..n]);
-        // The core's order: the loop guard first, then the length.
+        // The core's order: the loop guard first, then the length. A datagram that fills
+        // the slot to the last byte counts as cut short (`udp::SLOT_SIZE` is larger than
+        // any real UDP payload, so only a cut one can fill it).
         if from.port() == 7 {
             self.seen.guarded += 1;
-        } else if bytes.len() > buf.len() {
+        } else if bytes.len() >= buf.len() {
             self.seen.truncated += 1;
         } else {
             self.expected.entry(from).or_default().push_back(bytes);
