@@ -766,35 +766,37 @@ impl<N: Net> Driver<N> {
         let sets = &self.sets;
         self.turns.clear();
         for raw in fd_set::ready(&sets.read, &sets.write, &sets.except) {
-            // The listeners and the signal pipe have no entry.
-            let Some(&Some(id)) = self.by_fd.get(raw as usize) else {
-                continue;
-            };
-            if let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) {
+            if let Some(conn) = self.conn_on(raw) {
                 self.turns
                     .push((self.served.wrapping_sub(conn.served), raw));
             }
         }
         longest_waiting_first(&mut self.turns);
-        for i in 0..self.turns.len() {
-            if let Some(&(_, raw)) = self.turns.get(i) {
-                self.serve(raw, now);
-            }
+        // Lent out while the turns are served, then put back with its capacity.
+        let turns = std::mem::take(&mut self.turns);
+        for &(_, raw) in &turns {
+            self.serve(raw, now);
         }
+        self.turns = turns;
+    }
+
+    /// The connection on descriptor `raw`, if any (the listeners, the signal pipe and the
+    /// UDP sockets have none).
+    fn conn_on(&self, raw: RawFd) -> Option<&Conn<N::Socket>> {
+        let id = (*self.by_fd.get(usize::try_from(raw).ok()?)?)?;
+        let conn = self.conns.get(id.index())?.as_ref()?;
+        (conn.id == id).then_some(conn)
     }
 
     /// Serves one connection `select` reported ready.
     fn serve(&mut self, raw: RawFd, now: Instant) {
-        let sets = &self.sets;
-        let Some(&Some(id)) = self.by_fd.get(raw as usize) else {
+        let Some(id) = self.conn_on(raw).map(|conn| conn.id) else {
             return;
         };
+        let sets = &self.sets;
         let Some(conn) = self.conns.get_mut(id.index()).and_then(Option::as_mut) else {
             return;
         };
-        if conn.id != id {
-            return;
-        }
         self.served = self.served.wrapping_add(1);
         conn.served = self.served;
         let conn = &*conn;
