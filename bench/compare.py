@@ -549,8 +549,9 @@ def machine():
 
 def main():
     args = parse_args()
-    servers = args.servers.split(",") + [o.split("=", 1)[0]
-                                         for o in args.other_echoloop + args.echoloop_args]
+    # The variants join the run by name; one named in --servers as well runs once.
+    servers = list(dict.fromkeys(args.servers.split(",") + [
+        o.split("=", 1)[0] for o in args.other_echoloop + args.echoloop_args]))
     cases = SMOKE_CASES if args.smoke else CASES
     if args.cases:
         cases = [c for c in cases if any(w in c[0] for w in args.cases.split("|"))]

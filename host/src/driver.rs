@@ -22,6 +22,7 @@ use log::{debug, info, warn};
 
 use crate::batch::Batching;
 use crate::fd_set;
+use crate::heat::Heat;
 use crate::net::{Net, Sets, Sys};
 use crate::nofile;
 use crate::per_ip::PerIp;
@@ -60,13 +61,6 @@ const READS_PER_ROUND: usize = 4;
 /// become ready under load, short next to the queueing delay such load already has
 /// (p50 350 µs at 50 busy connections). BENCHMARKS.md has 0, 20, 40 and 80 µs side by side.
 pub const BATCH_WAIT: Duration = Duration::from_micros(40);
-
-/// A connection that moved bytes within this long is hot: every `select` watches it; the
-/// others are swept a window at a time ([`sweep`](crate::sweep)). Longer than a busy
-/// peer's gap between messages even when the server is saturated (10,000 ping-pong
-/// connections have round trips of about 100 ms: at 100 ms here half of them went cold,
-/// p99 200 ms against 149 ms at 1 s), short next to an idle connection's life.
-const HOT_FOR: echoloop_core::Duration = echoloop_core::Duration::from_millis(1000);
 
 /// How long a shutdown may take to deliver what is queued.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -141,6 +135,8 @@ struct Conn<S> {
     /// When the loop last served it, as a count of turns served (wrapping): a round
     /// serves its ready connections oldest first (see [`Driver::serve_ready`]).
     served: u32,
+    /// Served before: its peer has a pace the heat should keep up with (`heat.rs`).
+    spoke: bool,
 }
 
 /// A listening socket.
@@ -171,10 +167,12 @@ pub struct Driver<N: Net = Sys> {
     /// What the next `select` watches; what it found ready once it returns.
     sets: Sets,
     /// What every `select` watches, rebuilt each round: every descriptor but the cold
-    /// connections (see [`HOT_FOR`]).
+    /// connections (see `heat.rs`).
     hot: Sets,
     /// How many connections are in `hot`.
     hot_conns: usize,
+    /// How recently a connection must have moved bytes to be in `hot`.
+    heat: Heat,
     /// Where the window over the cold connections is.
     sweep: Sweep,
     /// The ready connections of a round, as (turns since last served, descriptor):
@@ -277,6 +275,7 @@ impl<N: Net> Driver<N> {
             sets: Sets::default(),
             hot: Sets::default(),
             hot_conns: 0,
+            heat: Heat::new(Instant::from_millis(0)),
             sweep: Sweep::new(epoch),
             turns: Vec::with_capacity(options.max_conns),
             served: 0,
@@ -452,6 +451,8 @@ impl<N: Net> Driver<N> {
         self.sweep
             .looked(after, window, self.hot_conns + window, took);
         self.batching.looked(ready);
+        self.heat
+            .looked(self.core_time(after), self.hot_conns, ready);
         Ok(ready)
     }
 
@@ -475,7 +476,7 @@ impl<N: Net> Driver<N> {
     }
 
     /// Fills the hot sets from the core's interest: the signal pipe, the listeners, the
-    /// UDP sockets and the connections active within [`HOT_FOR`]. Returns how long
+    /// UDP sockets and the connections active within the heat's window. Returns how long
     /// `select` may wait.
     fn build_hot(&mut self) -> Option<Duration> {
         let clock = self.net.now();
@@ -504,7 +505,7 @@ impl<N: Net> Driver<N> {
             }
         }
         self.hot_conns = 0;
-        for (id, interest) in self.core.recently_active(now, HOT_FOR) {
+        for (id, interest) in self.core.recently_active(now, self.heat.window()) {
             let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
                 continue;
             };
@@ -694,6 +695,7 @@ impl<N: Net> Driver<N> {
                     fd,
                     peer,
                     served,
+                    spoke: false,
                 };
                 set(&mut self.conns, id.index(), Some(conn));
             }
@@ -765,11 +767,18 @@ impl<N: Net> Driver<N> {
     fn serve_ready(&mut self, now: Instant) {
         let sets = &self.sets;
         self.turns.clear();
+        let mut woke_cold = false;
         for raw in fd_set::ready(&sets.read, &sets.write, &sets.except) {
             if let Some(conn) = self.conn_on(raw) {
+                // A first message says nothing of a pace: a peer may connect long
+                // before it speaks (the load generator opens all its connections first).
+                woke_cold |= conn.spoke && !self.hot.contains(raw);
                 self.turns
                     .push((self.served.wrapping_sub(conn.served), raw));
             }
+        }
+        if woke_cold {
+            self.heat.woke_cold(now);
         }
         longest_waiting_first(&mut self.turns);
         // Lent out while the turns are served, then put back with its capacity.
@@ -799,6 +808,7 @@ impl<N: Net> Driver<N> {
         };
         self.served = self.served.wrapping_add(1);
         conn.served = self.served;
+        conn.spoke = true;
         let conn = &*conn;
         let readable = sets.read.contains(raw) || sets.except.contains(raw);
         let writable = sets.write.contains(raw);

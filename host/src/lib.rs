@@ -21,6 +21,7 @@ pub mod cli;
 pub mod client;
 pub mod driver;
 pub mod fd_set;
+mod heat;
 pub mod net;
 mod nofile;
 mod per_ip;

@@ -13,7 +13,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::fd_set::FdSet;
@@ -45,6 +45,13 @@ impl Clone for Sets {
         self.read.clone_from(&source.read);
         self.write.clone_from(&source.write);
         self.except.clone_from(&source.except);
+    }
+}
+
+impl Sets {
+    /// Whether `fd` is in any of the three sets.
+    pub fn contains(&self, fd: RawFd) -> bool {
+        self.read.contains(fd) || self.write.contains(fd) || self.except.contains(fd)
     }
 }
 

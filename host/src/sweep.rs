@@ -1,7 +1,7 @@
 //! The sweep: watching thousands of idle connections a slice at a time.
 //!
-//! While the loop is busy its `select` calls watch the hot connections (see the driver's
-//! `HOT_FOR`) and a *window* of descriptor numbers that moves on with time, so that every
+//! While the loop is busy its `select` calls watch the hot connections (`heat.rs`) and a
+//! *window* of descriptor numbers that moves on with time, so that every
 //! descriptor is watched once per *pass*. Watching every idle socket in one call instead
 //! would hold the busy ones for that call's whole cost: under load the kernel takes 2–3 ms
 //! to look at 10,000 sockets whose structures have left the cache, and each such call put
