@@ -339,10 +339,18 @@ impl Load {
         if echoed != last_echo.1 {
             *last_echo = (now, echoed);
         } else if now - last_echo.0 >= options.timeout {
+            let never = self.never_echoed();
+            // The kernel completes a handshake the server has not accepted: a server
+            // at its connection limit looks, from here, like one that stopped answering.
+            let hint = if never > 0 {
+                format!("; {never} never had an echo: is the server at its connection limit?")
+            } else {
+                String::new()
+            };
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "no echo from {} for {:?} ({} connections waiting)",
+                    "no echo from {} for {:?} ({} connections waiting{hint})",
                     options.connect, options.timeout, self.live
                 ),
             ));
@@ -356,6 +364,14 @@ impl Load {
             Mode::PingPong => tally.messages,
             Mode::Stream => tally.bytes / options.size as u64,
         }
+    }
+
+    /// Open connections, busy or idle, that have not had a single echo.
+    fn never_echoed(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| !s.stopped && s.peer.completed() == 0)
+            .count()
     }
 
     /// Idle connections that echoed their message and are still open and silent.

@@ -128,6 +128,7 @@ fn a_silent_server_is_a_clear_error_in_bounded_time() {
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(!out.status.success());
         assert!(stderr.contains("no echo from"), "{stderr}");
+        assert!(stderr.contains("3 never had an echo"), "{stderr}");
         assert!(started.elapsed() < Duration::from_secs(30));
         drop(listener);
         let out = bench(addr, &["--duration", "1"]);
