@@ -143,6 +143,9 @@ struct Conn<S> {
 struct Listener<S> {
     fd: S,
     addr: SocketAddr,
+    /// Whether the sockets it accepts come prepared (`Net::prepared`), copied from it:
+    /// asked of the first one, then trusted, saving two system calls per connection.
+    inherits: Option<bool>,
 }
 
 /// The select loop: the core, its sockets, and the driver's tables. Everything a round
@@ -260,7 +263,11 @@ impl<N: Net> Driver<N> {
             core,
             listeners: listeners
                 .into_iter()
-                .map(|(fd, addr)| Listener { fd, addr })
+                .map(|(fd, addr)| Listener {
+                    fd,
+                    addr,
+                    inherits: None,
+                })
                 .collect(),
             udp: Vec::with_capacity(options.udp.len()),
             udp_config: UdpConfig {
@@ -637,9 +644,9 @@ impl<N: Net> Driver<N> {
             return false;
         };
         match self.net.accept(&listener.fd) {
-            Ok(fd) => {
-                match self.net.prepare(&fd) {
-                    Ok(peer) => self.admit(now, fd, peer),
+            Ok((fd, peer)) => {
+                match self.prepare(i, &fd) {
+                    Ok(()) => self.admit(now, fd, peer),
                     // The peer reset it already (macOS: EINVAL): this socket only.
                     Err(e) => {
                         debug!("closing a connection just accepted: {e}");
@@ -667,6 +674,27 @@ impl<N: Net> Driver<N> {
                     false
                 }
             },
+        }
+    }
+
+    /// Urgent data inline and no Nagle delay on a socket listener `i` just accepted, unless
+    /// the listener's sockets come with both (learnt from its first one).
+    fn prepare(&mut self, i: usize, fd: &N::Socket) -> io::Result<()> {
+        let Some(listener) = self.listeners.get_mut(i) else {
+            return self.net.prepare(fd);
+        };
+        let inherits = match listener.inherits {
+            Some(inherits) => inherits,
+            None => {
+                let inherits = self.net.prepared(fd)?;
+                listener.inherits = Some(inherits);
+                inherits
+            }
+        };
+        if inherits {
+            Ok(())
+        } else {
+            self.net.prepare(fd)
         }
     }
 
@@ -725,10 +753,10 @@ impl<N: Net> Driver<N> {
             self.net.close(reserve);
             for _ in 0..self.accepts_per_round {
                 match self.net.accept(&listener.fd) {
-                    Ok(fd) => {
+                    Ok((fd, peer)) => {
                         self.net.close(fd);
                         self.core.on_refused();
-                        info!("refusing a connection: out of file descriptors");
+                        info!("refusing {peer}: out of file descriptors");
                     }
                     Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

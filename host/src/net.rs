@@ -74,13 +74,18 @@ pub trait Net {
     fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize>;
 
     /// Accepts one pending connection on `listener`: the new socket, non-blocking and
-    /// without SIGPIPE. `EAGAIN` when none is pending; any error concerns the listener.
-    fn accept(&mut self, listener: &Self::Socket) -> io::Result<Self::Socket>;
+    /// without SIGPIPE, and its peer's address. `EAGAIN` when none is pending; any error
+    /// concerns the listener.
+    fn accept(&mut self, listener: &Self::Socket) -> io::Result<(Self::Socket, SocketAddr)>;
 
-    /// The steps on a socket just accepted: urgent data inline, no Nagle delay, and the
-    /// peer's address. A failure concerns that socket only (its peer may have reset it
-    /// already): the driver closes it and goes on accepting.
-    fn prepare(&mut self, socket: &Self::Socket) -> io::Result<SocketAddr>;
+    /// Whether a socket just accepted already has what [`prepare`](Net::prepare) gives it,
+    /// copied from its listener. A failure concerns that socket only.
+    fn prepared(&mut self, socket: &Self::Socket) -> io::Result<bool>;
+
+    /// The steps on a socket just accepted: urgent data inline, no Nagle delay. A failure
+    /// concerns that socket only (its peer may have reset it already): the driver closes
+    /// it and goes on accepting.
+    fn prepare(&mut self, socket: &Self::Socket) -> io::Result<()>;
 
     /// One `recv(2)` into `buf`; `Ok(0)` is the peer's EOF.
     fn recv(&mut self, socket: &Self::Socket, buf: &mut [u8]) -> io::Result<usize>;
@@ -136,12 +141,17 @@ impl Net for Sys {
     }
 
     #[inline]
-    fn accept(&mut self, listener: &OwnedFd) -> io::Result<OwnedFd> {
+    fn accept(&mut self, listener: &OwnedFd) -> io::Result<(OwnedFd, SocketAddr)> {
         sys::accept(listener.as_fd())
     }
 
     #[inline]
-    fn prepare(&mut self, socket: &OwnedFd) -> io::Result<SocketAddr> {
+    fn prepared(&mut self, socket: &OwnedFd) -> io::Result<bool> {
+        sys::prepared(socket.as_fd())
+    }
+
+    #[inline]
+    fn prepare(&mut self, socket: &OwnedFd) -> io::Result<()> {
         sys::prepare(socket.as_fd())
     }
 

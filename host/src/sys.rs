@@ -112,6 +112,14 @@ pub fn listen(addr: SocketAddr) -> io::Result<OwnedFd> {
             .set_only_v6(true)
             .map_err(|e| context("IPV6_V6ONLY", e))?;
     }
+    // What `prepare` sets on each accepted socket, set once here: Linux, FreeBSD and macOS
+    // copy both to the sockets a listener accepts, and the driver then skips `prepare`.
+    socket
+        .set_out_of_band_inline(true)
+        .map_err(|e| context("SO_OOBINLINE", e))?;
+    socket
+        .set_tcp_nodelay(true)
+        .map_err(|e| context("TCP_NODELAY", e))?;
     socket.bind(&addr.into()).map_err(|e| context("bind", e))?;
     socket.listen(BACKLOG).map_err(|e| context("listen", e))?;
     Ok(socket.into())
@@ -151,27 +159,42 @@ fn inet(addr: &SockAddr) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::ErrorKind::Unsupported.into())
 }
 
-/// Accepts one connection: non-blocking and close-on-exec (and no SIGPIPE on macOS, rule 4).
-/// `EINTR` is retried here; other errors (`EAGAIN`, `ECONNABORTED`, `EMFILE`...) concern the
-/// listener and are the caller's to classify. The per-socket steps are [`prepare`]'s.
-pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+/// Accepts one connection: non-blocking and close-on-exec (and no SIGPIPE on macOS, rule 4),
+/// with its peer's address. `EINTR` is retried here; other errors (`EAGAIN`, `ECONNABORTED`,
+/// `EMFILE`...) concern the listener and are the caller's to classify. The per-socket
+/// steps are [`prepare`]'s.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, SocketAddr)> {
     let listener = SockRef::from(&listener);
     loop {
         match accept_nonblocking(&listener) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            accepted => return accepted.map(|(socket, _)| socket.into()),
+            Err(e) => return Err(e),
+            // A TCP peer is always IPv4 or IPv6; a BSD may hand out an empty address for
+            // a connection reset while queued: that one is gone (the socket closes here).
+            Ok((socket, peer)) => {
+                return match peer.as_socket() {
+                    Some(peer) => Ok((socket.into(), peer)),
+                    None => Err(io::Error::from_raw_os_error(libc::ECONNABORTED)),
+                }
+            }
         }
     }
 }
 
-/// The steps on one accepted socket: urgent data inline (host rule 5), no Nagle delay on
-/// echoes, and the peer's address. Any of them may fail on a socket the peer has already
-/// reset (macOS answers `EINVAL`): that concerns this socket only, which the caller closes.
-pub fn prepare(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
+/// Whether an accepted socket has urgent data inline and no Nagle delay already, copied
+/// from its listener ([`listen`] sets both there).
+pub fn prepared(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let socket = SockRef::from(&fd);
+    Ok(socket.out_of_band_inline()? && socket.tcp_nodelay()?)
+}
+
+/// The steps on one accepted socket: urgent data inline (host rule 5) and no Nagle delay
+/// on echoes. Either may fail on a socket the peer has already reset (macOS answers
+/// `EINVAL`): that concerns this socket only, which the caller closes.
+pub fn prepare(fd: BorrowedFd<'_>) -> io::Result<()> {
     let socket = SockRef::from(&fd);
     socket.set_out_of_band_inline(true)?;
-    socket.set_tcp_nodelay(true)?;
-    inet(&socket.peer_addr()?)
+    socket.set_tcp_nodelay(true)
 }
 
 /// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new socket's flags in the same call.
@@ -402,14 +425,18 @@ mod tests {
         ));
         let addr = local_addr(listener.as_fd()).unwrap();
         let mut client = TcpStream::connect(addr).unwrap();
-        let fd = loop {
+        let (fd, peer) = loop {
             match accept(listener.as_fd()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
                 accepted => break accepted.unwrap(),
             }
         };
-        let peer = prepare(fd.as_fd()).unwrap();
         assert_eq!(peer, client.local_addr().unwrap());
+        // Copied from the listener: the driver counts on it to skip `prepare`.
+        #[cfg(target_os = "linux")]
+        assert!(prepared(fd.as_fd()).unwrap());
+        prepare(fd.as_fd()).unwrap();
+        assert!(prepared(fd.as_fd()).unwrap());
         let socket = SockRef::from(&fd);
         assert!(socket.nonblocking().unwrap());
         assert!(socket.out_of_band_inline().unwrap());

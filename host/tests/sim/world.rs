@@ -130,7 +130,7 @@ impl Counts {
             ("backlog full, connection refused", self.backlog_full),
             ("batching nap (loop busy, few sockets ready)", self.naps),
             (
-                "socket option or peer address failed after accept",
+                "socket option failed after accept",
                 self.failed_prepare,
             ),
             ("UDP: EAGAIN from sendto (echo waits)", self.udp_send_eagain),
@@ -220,6 +220,8 @@ pub struct World {
     /// `select` calls so far, and the most allowed before calling it a livelock.
     pub selects: u64,
     max_selects: u64,
+    /// Accepted sockets come with the listener's options (see [`World::prepared`]).
+    options_inherited: bool,
     /// Broken rules seen by the fake itself (a closed fd in a set, a send after FIN...).
     pub failures: Vec<String>,
     scratch: Vec<RawFd>,
@@ -295,6 +297,7 @@ impl World {
             plan,
             selects: 0,
             max_selects: 2_000 * lifetimes + 100_000,
+            options_inherited: seed.is_multiple_of(2),
             failures: Vec::new(),
             scratch: Vec::new(),
             reported: Vec::new(),
@@ -588,11 +591,15 @@ impl Net for SimNet {
         self.0.borrow_mut().select(sets, timeout)
     }
 
-    fn accept(&mut self, listener: &SimSocket) -> io::Result<SimSocket> {
+    fn accept(&mut self, listener: &SimSocket) -> io::Result<(SimSocket, SocketAddr)> {
         self.0.borrow_mut().accept(listener)
     }
 
-    fn prepare(&mut self, socket: &SimSocket) -> io::Result<SocketAddr> {
+    fn prepared(&mut self, socket: &SimSocket) -> io::Result<bool> {
+        self.0.borrow_mut().prepared(socket)
+    }
+
+    fn prepare(&mut self, socket: &SimSocket) -> io::Result<()> {
         self.0.borrow_mut().prepare(socket)
     }
 
@@ -698,7 +705,7 @@ impl World {
         Err(io::Error::other("simulation: deadlock"))
     }
 
-    pub fn accept(&mut self, listener: &SimSocket) -> io::Result<SimSocket> {
+    pub fn accept(&mut self, listener: &SimSocket) -> io::Result<(SimSocket, SocketAddr)> {
         self.accept_owed = false;
         self.accepts_this_round += 1;
         if !matches!(self.fds.get(listener.0 as usize), Some(Some(Obj::Listener))) {
@@ -744,13 +751,22 @@ impl World {
         self.links[l].accepted = true;
         self.progress = self.elapsed;
         self.log(l, format_args!("accepted as fd {}", socket.0));
-        Ok(socket)
+        // From four addresses, so that `--max-conns-per-ip` has several to count.
+        let port = 10_000 + (l % 50_000) as u16;
+        let ip = Ipv4Addr::new(127, 0, 0, 1 + (l % 4) as u8);
+        Ok((socket, SocketAddr::from((ip, port))))
     }
 
-    /// The socket options and the peer's address: from four addresses (so that
-    /// `--max-conns-per-ip` has several to count), or `EINVAL` when the peer reset the
-    /// connection first.
-    pub fn prepare(&mut self, socket: &SimSocket) -> io::Result<SocketAddr> {
+    /// Whether the socket comes with its options from the listener: on even seeds, as on
+    /// Linux (the loop then never calls `prepare`); on odd seeds never, so `prepare` and
+    /// its failures stay exercised. Fails as `prepare` does on a socket already reset.
+    pub fn prepared(&mut self, socket: &SimSocket) -> io::Result<bool> {
+        self.prepare(socket)?;
+        Ok(self.options_inherited)
+    }
+
+    /// The socket options, or `EINVAL` when the peer reset the connection first.
+    pub fn prepare(&mut self, socket: &SimSocket) -> io::Result<()> {
         let l = self.link_of(socket)?;
         if self.rng.chance(self.faults.prepare) {
             self.counts.failed_prepare += 1;
@@ -759,9 +775,7 @@ impl World {
             self.accept_owed = !self.backlog.is_empty();
             return Err(errno(libc::EINVAL));
         }
-        let port = 10_000 + (l % 50_000) as u16;
-        let ip = Ipv4Addr::new(127, 0, 0, 1 + (l % 4) as u8);
-        Ok(SocketAddr::from((ip, port)))
+        Ok(())
     }
 
     pub fn recv(&mut self, socket: &SimSocket, buf: &mut [u8]) -> io::Result<usize> {
