@@ -129,10 +129,7 @@ impl Counts {
             ("clock jump of 1-60 s", self.clock_jump),
             ("backlog full, connection refused", self.backlog_full),
             ("batching nap (loop busy, few sockets ready)", self.naps),
-            (
-                "socket option failed after accept",
-                self.failed_prepare,
-            ),
+            ("socket option failed after accept", self.failed_prepare),
             ("UDP: EAGAIN from sendto (echo waits)", self.udp_send_eagain),
             ("UDP: datagram longer than the slot", self.udp_truncated),
             (
