@@ -1,6 +1,8 @@
 //! The simulated clients: what each kind does at every step, and the check of every byte
 //! it gets back.
 
+use std::time::Duration;
+
 use crate::link::Link;
 use crate::rng::{mix, Rng};
 
@@ -19,22 +21,35 @@ pub enum Kind {
     Resets,
     /// Sends a little, then is never heard of again (no FIN, no RST).
     Vanishes,
+    /// Ping-pong with a pause of tens to hundreds of milliseconds after each echo: cold
+    /// between its messages once the loop shortens its hot window (host/src/heat.rs).
+    /// Drawn only in the seeds that hold many connections at once (`World::sleepers`).
+    Sleeper,
 }
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Stream,
         Kind::PingPong,
         Kind::HalfClose,
         Kind::NeverReads,
         Kind::Resets,
         Kind::Vanishes,
+        Kind::Sleeper,
     ];
 
     /// Healthy peers must get back every byte the server took, then a clean EOF.
     pub fn healthy(self) -> bool {
-        matches!(self, Kind::Stream | Kind::PingPong | Kind::HalfClose)
+        matches!(
+            self,
+            Kind::Stream | Kind::PingPong | Kind::HalfClose | Kind::Sleeper
+        )
+    }
+
+    /// Ping-pong, paced or not: one message at a time.
+    fn one_at_a_time(self) -> bool {
+        matches!(self, Kind::PingPong | Kind::Sleeper)
     }
 
     fn draw(rng: &mut Rng) -> Self {
@@ -74,6 +89,10 @@ pub struct Peer {
     /// For peers that give up: after this many steps.
     stop_after: u64,
     steps: u64,
+    /// A sleeper's pause after each echo, and when it may send again.
+    pause: Duration,
+    wake_at: Duration,
+    rested: bool,
     /// Saw the server's EOF.
     pub eof: bool,
     /// Saw a reset.
@@ -108,10 +127,21 @@ impl Peer {
             read_p: rng.prob(0.1, 1.0),
             stop_after: rng.range(1, 400),
             steps: 0,
+            pause: Duration::ZERO,
+            wake_at: Duration::ZERO,
+            rested: false,
             eof: false,
             reset: false,
             done: false,
             bad: None,
+        }
+    }
+
+    /// Makes this ping-pong peer a sleeper (see [`Kind::Sleeper`]).
+    pub fn sleep_between_messages(&mut self, rng: &mut Rng) {
+        if self.kind == Kind::PingPong {
+            self.kind = Kind::Sleeper;
+            self.pause = Duration::from_millis(rng.range(20, 400));
         }
     }
 
@@ -121,7 +151,7 @@ impl Peer {
     }
 
     /// One step of the peer's life.
-    pub fn step(&mut self, link: &mut Link, rng: &mut Rng) {
+    pub fn step(&mut self, link: &mut Link, rng: &mut Rng, now: Duration) {
         if self.done {
             return;
         }
@@ -137,8 +167,8 @@ impl Peer {
         if reads && rng.chance(self.read_p) {
             self.read(link, rng);
         }
-        if !self.done {
-            self.send(link, rng);
+        if !self.done && now >= self.wake_at {
+            self.send(link, rng, now);
         }
     }
 
@@ -188,15 +218,23 @@ impl Peer {
         }
     }
 
-    fn send(&mut self, link: &mut Link, rng: &mut Rng) {
+    fn send(&mut self, link: &mut Link, rng: &mut Rng, now: Duration) {
         if link.peer_fin {
             return;
         }
-        if self.kind == Kind::PingPong && self.received == self.sent && self.sent == self.msg_end {
+        let echoed = self.received == self.sent && self.sent == self.msg_end;
+        if self.kind.one_at_a_time() && echoed && self.sent < self.total {
+            if self.kind == Kind::Sleeper && self.sent > 0 && !self.rested {
+                // The echo just came back: pause before the next message.
+                self.rested = true;
+                self.wake_at = now + self.pause;
+                return;
+            }
+            self.rested = false;
             self.msg_end = (self.sent + self.msg_size).min(self.total);
         }
         let limit = match self.kind {
-            Kind::PingPong => self.msg_end,
+            Kind::PingPong | Kind::Sleeper => self.msg_end,
             Kind::Vanishes => self.total.min(2_000),
             _ => self.total,
         };
@@ -205,7 +243,7 @@ impl Peer {
         }
         let finished = match self.kind {
             Kind::Stream | Kind::HalfClose => self.sent == self.total,
-            Kind::PingPong => self.received == self.total,
+            Kind::PingPong | Kind::Sleeper => self.received == self.total,
             _ => false,
         };
         if finished && !self.done {

@@ -219,6 +219,8 @@ pub struct World {
     max_selects: u64,
     /// Accepted sockets come with the listener's options (see [`World::prepared`]).
     options_inherited: bool,
+    /// Its ping-pong peers pause between messages (`Kind::Sleeper`).
+    pub sleepers: bool,
     /// Broken rules seen by the fake itself (a closed fd in a set, a send after FIN...).
     pub failures: Vec<String>,
     scratch: Vec<RawFd>,
@@ -295,6 +297,7 @@ impl World {
             selects: 0,
             max_selects: 2_000 * lifetimes + 100_000,
             options_inherited: seed.is_multiple_of(2),
+            sleepers: false,
             failures: Vec::new(),
             scratch: Vec::new(),
             reported: Vec::new(),
@@ -423,7 +426,7 @@ impl World {
         let mut k = 0;
         while let Some(&i) = self.active.get(k) {
             let (peer, link) = (&mut self.peers[i], &mut self.links[i]);
-            peer.step(link, &mut self.rng);
+            peer.step(link, &mut self.rng, self.elapsed);
             if peer.done {
                 self.active.swap_remove(k);
             } else {
@@ -445,8 +448,10 @@ impl World {
         let in_cap = self.rng.range(256, 40_000) as usize;
         let out_cap = self.rng.range(256, 40_000) as usize;
         let mut link = Link::new(in_cap, out_cap);
-        let peer = Peer::new(&mut self.rng);
-        let mut peer = peer;
+        let mut peer = Peer::new(&mut self.rng);
+        if self.sleepers {
+            peer.sleep_between_messages(&mut self.rng);
+        }
         if self.backlog.len() >= BACKLOG {
             self.counts.backlog_full += 1;
             link.reset();
