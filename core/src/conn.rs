@@ -53,6 +53,17 @@ impl Interest {
     };
 }
 
+/// What a relay moved: see [`Server::relay_with`](crate::Server::relay_with).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Relayed {
+    /// Bytes received and sent straight back, never in the queue.
+    pub through: usize,
+    /// Bytes received into the lent slice (its first `kept`) because the socket would not
+    /// take them back yet: they are queued.
+    pub kept: usize,
+}
+
 /// A socket failure the driver reports with [`Server::on_error`](crate::Server::on_error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

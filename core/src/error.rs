@@ -23,6 +23,9 @@ pub enum Error {
     /// The connection holds no buffer and the pool has none free: wait for read interest,
     /// which comes back when a buffer is freed.
     NoBuffer,
+    /// Bytes are queued for the connection: relaying now would send new bytes ahead of
+    /// them. Send the queue first, or receive into it.
+    Queued,
 }
 
 impl fmt::Display for Error {
@@ -35,6 +38,7 @@ impl fmt::Display for Error {
             Error::ReadClosed => "connection is closed for reading",
             Error::QueueFull => "connection queue is full",
             Error::NoBuffer => "no free buffer in the pool",
+            Error::Queued => "bytes are queued ahead of a relay",
         })
     }
 }

@@ -100,7 +100,7 @@ mod storage;
 mod time;
 pub mod udp;
 
-pub use conn::{Action, CloseReason, ConnId, ErrorKind, Interest};
+pub use conn::{Action, CloseReason, ConnId, ErrorKind, Interest, Relayed};
 pub use error::Error;
 pub use server::{Config, Conns, Recent, Reclaimable, Server};
 pub use slot::ConnSlot;

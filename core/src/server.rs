@@ -7,7 +7,7 @@ use crate::pool::Pool;
 use crate::queue;
 use crate::slot::{ConnSlot, State};
 use crate::storage::{self, StaticStorage, Storage, StorageError};
-use crate::{Action, CloseReason, ConnId, Duration, Error, ErrorKind, Instant, Interest};
+use crate::{Action, CloseReason, ConnId, Duration, Error, ErrorKind, Instant, Interest, Relayed};
 use crate::{Closed, Stats};
 
 /// How a server behaves, within the capacities of its [`Storage`].
@@ -466,6 +466,66 @@ impl<S: Storage> Server<S> {
             release(&mut self.pool, parts.free, slot);
         }
         if n > 0 && !draining {
+            self.touch(id.index, now);
+        }
+        Ok(result)
+    }
+
+    /// Lends `f` a whole empty buffer for a relay: a driver that can move bytes from a
+    /// connection's socket back into it without reading them (Linux `splice(2)` through a
+    /// pipe) moves what it can, and writes into the slice only what the socket would not
+    /// take back. `f` returns a [`Relayed`]: `through` bytes were received and sent
+    /// straight back, and the first `kept` bytes of the slice were received and are now
+    /// queued, to send as usual (`R` is passed through). Only a connection with nothing
+    /// queued is lent one, so relayed bytes never overtake queued ones.
+    ///
+    /// Errors, with `f` not called: `Queued` when bytes are queued (send them or
+    /// [`recv_with`](Server::recv_with)), `ReadClosed` after EOF or during a shutdown (a
+    /// draining connection reads with `recv_with`), `NoBuffer`, `Closing`, `UnknownConn`.
+    /// `f` keeping more than the slice holds is a driver bug: a debug build asserts, a
+    /// release build keeps the whole slice.
+    pub fn relay_with<R>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        f: impl FnOnce(&mut [u8]) -> (Relayed, R),
+    ) -> Result<R, Error> {
+        let reading = matches!(self.mode, Mode::Serving);
+        let q = self.queue_size as usize;
+        let parts = self.storage.parts();
+        let slot = lookup_mut(parts.slots, self.opened, id)?;
+        match slot.state {
+            State::Open if slot.eof || !reading => return Err(Error::ReadClosed),
+            State::Open if slot.len > 0 => return Err(Error::Queued),
+            State::Open => {}
+            State::Draining => return Err(Error::ReadClosed),
+            _ => return Err(Error::Closing),
+        }
+        if !slot.has_buffer() {
+            slot.buffer = self.pool.take(parts.free).ok_or(Error::NoBuffer)?;
+        }
+        let lent = buffer_run(parts.bytes, slot.buffer, q, 0..q);
+        debug_assert!(!lent.is_empty(), "the pool's bytes were checked");
+        let (relayed, result) = f(lent);
+        debug_assert!(
+            relayed.kept <= lent.len(),
+            "kept {} of {} bytes lent",
+            relayed.kept,
+            lent.len()
+        );
+        let kept = relayed.kept.min(lent.len());
+        let through = relayed.through as u64;
+        slot.len = kept as u32;
+        self.stats.bytes_in = self
+            .stats
+            .bytes_in
+            .saturating_add(through.saturating_add(kept as u64));
+        self.stats.bytes_out = self.stats.bytes_out.saturating_add(through);
+        self.stats.peak_queue = self.stats.peak_queue.max(kept);
+        if kept == 0 {
+            release(&mut self.pool, parts.free, slot);
+        }
+        if through > 0 || kept > 0 {
             self.touch(id.index, now);
         }
         Ok(result)

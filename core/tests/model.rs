@@ -19,6 +19,8 @@ fn op() -> impl Strategy<Value = Op> {
         40 => Just(Op::Accept),
         100 => (any::<usize>(), 0..40usize).prop_map(|(pick, len)| Op::Read { pick, len }),
         100 => (any::<usize>(), 0..40usize).prop_map(|(pick, len)| Op::Write { pick, len }),
+        40 => (any::<usize>(), 0..40usize, 0..40usize)
+            .prop_map(|(pick, through, kept)| Op::Relay { pick, through, kept }),
         20 => any::<usize>().prop_map(|pick| Op::Eof { pick }),
         10 => (any::<usize>(), kind).prop_map(|(pick, kind)| Op::Fail { pick, kind }),
         30 => (0..80u64).prop_map(|ms| Op::Advance { ms }),

@@ -76,6 +76,11 @@ fn decode(bytes: &mut impl Iterator<Item = u8>) -> Option<Op> {
         8 => Op::Shutdown { grace: pick as u64 },
         // An abort ends a sequence's interest: only one tag value in 2,560.
         _ if pick == 255 => Op::Abort,
+        _ if pick % 2 == 1 => Op::Relay {
+            pick,
+            through: next(bytes) % 48,
+            kept: next(bytes) % 48,
+        },
         _ => Op::Write { pick, len: 48 },
     })
 }

@@ -130,6 +130,70 @@ fn a_buffer_is_held_only_while_bytes_wait() {
 }
 
 #[test]
+fn a_relay_counts_what_went_through_and_queues_what_stayed() {
+    let cfg = Config {
+        idle_timeout: Some(Duration::from_millis(100)),
+    };
+    let mut s = new(cfg);
+    let id = s.on_accepted(at(0)).unwrap();
+    let lent = s
+        .relay_with(at(50), id, |b| {
+            b[..3].copy_from_slice(b"xyz");
+            (
+                Relayed {
+                    through: 20,
+                    kept: 3,
+                },
+                b.len(),
+            )
+        })
+        .unwrap();
+    assert_eq!(lent, 8, "a relay is lent a whole buffer");
+    assert_eq!(s.interest(id), Ok(BOTH), "the kept bytes wait to be sent");
+    assert_eq!(s.free_buffers(), 3);
+    let st = s.stats();
+    assert_eq!((st.bytes_in, st.bytes_out, st.peak_queue), (23, 20, 3));
+    let refused = s.relay_with(at(50), id, |_| -> (Relayed, ()) { unreachable!() });
+    assert_eq!(
+        refused,
+        Err(Error::Queued),
+        "new bytes may not overtake kept ones"
+    );
+    recv(&mut s, at(50), id, b"12");
+    assert_eq!(send(&mut s, at(50), id, 8), b"xyz12", "kept bytes go first");
+    assert_eq!(s.free_buffers(), 4);
+    // What went straight through counts as activity: the idle timeout starts from it.
+    s.relay_with(at(120), id, |_| {
+        (
+            Relayed {
+                through: 5,
+                kept: 0,
+            },
+            (),
+        )
+    })
+    .unwrap();
+    assert_eq!(s.free_buffers(), 4, "nothing kept: the buffer goes back");
+    s.handle_timeout(at(200));
+    assert_eq!(actions(&mut s), [], "active at 120 ms, not idle at 200");
+    assert_eq!(s.stats().bytes_out, 30);
+}
+
+#[test]
+fn a_relay_is_refused_after_eof_and_while_draining() {
+    let mut s = new(Config::new());
+    let (a, b) = (s.on_accepted(at(0)).unwrap(), s.on_accepted(at(0)).unwrap());
+    recv(&mut s, at(1), a, b"left");
+    s.on_eof(at(1), a).unwrap();
+    s.shutdown(at(1), Duration::from_millis(1000));
+    assert_eq!(actions(&mut s), [Action::ShutdownWrite(b)], "b drains");
+    for id in [a, b] {
+        let refused = s.relay_with(at(2), id, |_| -> (Relayed, ()) { unreachable!() });
+        assert_eq!(refused, Err(Error::ReadClosed));
+    }
+}
+
+#[test]
 fn without_a_free_buffer_a_connection_has_no_read_interest() {
     let mut s = Pooled::new_static(Config::new());
     let ids: Vec<ConnId> = (0..3).map(|_| s.on_accepted(at(0)).unwrap()).collect();

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use echoloop_core::{
     Action, CloseReason, Config, ConnId, ConnSlot, Duration, Error, ErrorKind, Instant, Interest,
-    Parts, PartsRef, Server, Storage,
+    Parts, PartsRef, Relayed, Server, Storage,
 };
 
 /// The storage of the server under test: three vectors, as a host would hold them.
@@ -81,6 +81,13 @@ pub enum Op {
     Write {
         pick: usize,
         len: usize,
+    },
+    /// Relay on the `pick`-th known connection: `through` bytes go straight back, the
+    /// next `kept` (at most a buffer) are written into the lent slice.
+    Relay {
+        pick: usize,
+        through: usize,
+        kept: usize,
     },
     Eof {
         pick: usize,
@@ -290,6 +297,11 @@ impl Model {
             Op::Accept => self.accept(),
             Op::Read { pick, len } if n > 0 => self.read(pick % n, len),
             Op::Write { pick, len } if n > 0 => self.write(pick % n, len),
+            Op::Relay {
+                pick,
+                through,
+                kept,
+            } if n > 0 => self.relay(pick % n, through, kept),
             Op::Eof { pick } if n > 0 => self.eof(pick % n),
             Op::Fail { pick, kind } if n > 0 => self.fail(pick % n, kind),
             Op::Advance { ms } => self.advance(ms),
@@ -386,6 +398,52 @@ impl Model {
             self.peak_queue = self.peak_queue.max(c.queue.len());
         }
         if k > 0 && !draining {
+            self.touch(i);
+        }
+    }
+
+    /// What `relay_with` must refuse on conn `i`, if anything.
+    fn relay_refusal(&self, i: usize) -> Option<Error> {
+        let c = &self.conns[i];
+        match c.phase {
+            Phase::Closed(_) => Some(Error::UnknownConn),
+            Phase::Open if c.eof || self.mode != Mode::Serving => Some(Error::ReadClosed),
+            Phase::Open if !c.queue.is_empty() => Some(Error::Queued),
+            Phase::Open if self.free_buffers() == 0 => Some(Error::NoBuffer),
+            Phase::Open => None,
+            Phase::Draining => Some(Error::ReadClosed),
+            _ => Some(Error::Closing),
+        }
+    }
+
+    fn relay(&mut self, i: usize, through: usize, kept: usize) {
+        let id = self.conns[i].id;
+        let want = self.interest(&self.conns[i]);
+        let refusal = self.relay_refusal(i);
+        let kept = kept.min(self.sizes.queue);
+        let bytes: Vec<u8> = (0..through + kept)
+            .map(|j| self.conns[i].next_byte(j))
+            .collect();
+        let q = self.sizes.queue;
+        let got = self.server.relay_with(self.now, id, |buf| {
+            assert_eq!(buf.len(), q, "a relay is lent a whole buffer");
+            buf[..kept].copy_from_slice(&bytes[through..]);
+            (Relayed { through, kept }, ())
+        });
+        match (got, refusal) {
+            (Ok(()), None) => {}
+            (Err(e), Some(r)) => return assert_eq!(e, r),
+            (got, refusal) => panic!("relay_with gave {got:?}, the model expects {refusal:?}"),
+        }
+        assert!(want.read, "relay_with lent a buffer to an unreadable conn");
+        let c = &mut self.conns[i];
+        c.received.extend_from_slice(&bytes);
+        c.echoed.extend_from_slice(&bytes[..through]);
+        c.queue.extend(bytes[through..].iter().copied());
+        self.bytes_in += bytes.len() as u64;
+        self.bytes_out += through as u64;
+        self.peak_queue = self.peak_queue.max(kept);
+        if !bytes.is_empty() {
             self.touch(i);
         }
     }

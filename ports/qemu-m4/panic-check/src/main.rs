@@ -20,7 +20,7 @@ use cortex_m_semihosting::debug;
 use echoloop_core::io::{self, PumpError};
 use echoloop_core::{
     footprint, Action, CloseReason, Config, ConnId, ConnSlot, Duration, Error, ErrorKind, Instant,
-    Interest, Server, SliceStorage, StaticStorage, Stats, Storage,
+    Interest, Relayed, Server, SliceStorage, StaticStorage, Stats, Storage,
 };
 use panic_never as _;
 
@@ -89,6 +89,15 @@ fn server_lifecycle() -> bool {
         let _ = server.send_with(now(3), id, |b| (black_box(b.len() / 2), ()));
         let _ = server.send_with(now(3), id, |b| (black_box(b.len() + 1), ()));
         ok &= server.queued(id).unwrap_or(0) <= queued;
+        // Relayed (refused while bytes are queued): lengths hidden, kept perhaps past lent.
+        let _ = server.relay_with(now(3), id, |buf| {
+            let kept = black_box(k * 29);
+            for byte in buf.iter_mut().take(kept) {
+                *byte = black_box(7);
+            }
+            let through = black_box(k * 1000);
+            (Relayed { through, kept }, ())
+        });
         for (conn, interest) in server.conns() {
             ok &= conn.index() < CONNS && (interest != Interest::NONE || !interest.read);
         }
@@ -382,7 +391,7 @@ fn formatting() -> bool {
         id,
         server.config(),
         CloseReason::Error(black_box(ErrorKind::TimedOut)),
-        black_box(Error::NoBuffer),
+        black_box(Error::Queued),
         now(5),
         Duration::from_millis(black_box(3)),
         ErrorKind::Other,
