@@ -91,7 +91,8 @@ class NoUdp(Exception):
     """The server has no UDP echo: its UDP cases are "n/a", not failures."""
 
 TICK = os.sysconf("SC_CLK_TCK")
-COLOURS = {"echoloop": "#1b9e77", "echoloop-nobatch": "#8fd3bf", "tokio": "#7570b3",
+COLOURS = {"echoloop": "#1b9e77", "echoloop-nobatch": "#8fd3bf",
+           "echoloop-nosplice": "#66a61e", "tokio": "#7570b3",
            "tokio-mt": "#a6a1e0", "tokio-16k": "#cab2d6", "epoll": "#e7298a",
            "c-select": "#e6ab02", "python": "#d95f02"}
 DEFAULT_SERVERS = "echoloop,tokio,tokio-mt,tokio-16k,epoll,c-select,python"
@@ -116,6 +117,7 @@ def parse_args():
                    help="every case, small and short, one round: checks that all runs")
     p.add_argument("--servers", default=DEFAULT_SERVERS,
                    help="comma-separated, from echoloop, echoloop-nobatch (--batch-wait 0), "
+                   "echoloop-nosplice (--splice-from off), "
                    "tokio (current-thread, 64 KiB), tokio-mt (multi-thread, 64 KiB), "
                    "tokio-16k (current-thread, 16 KiB), epoll, c-select, python")
     p.add_argument("--other-echoloop", metavar="NAME=PATH", action="append", default=[],
@@ -178,6 +180,9 @@ def server_cmd(name, args, udp=False):
         "echoloop": [args.echoloop, "serve", "--listen", listen],
         # The same binary without batching (host/src/batch.rs): its before/after.
         "echoloop-nobatch": [args.echoloop, "serve", "--listen", listen, "--batch-wait", "0"],
+        # The same binary that never relays (host/src/relay.rs): its before/after.
+        "echoloop-nosplice": [args.echoloop, "serve", "--listen", listen,
+                              "--splice-from", "off"],
         "tokio": [args.tokio, listen],
         "tokio-mt": [args.tokio, "--multi-thread", listen],
         "tokio-16k": [args.tokio, "--buffer", "16384", listen],

@@ -76,6 +76,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = driver::ACCEPTS_PER_ROUND,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub accepts_per_round: u32,
+    /// Linux: a connection whose last read brought at least this many bytes relays its
+    /// next ones with splice(2), from its socket back into it without copying them into
+    /// the server (plain, KiB or MiB); smaller reads go through recv and send. `off`:
+    /// always recv and send. Elsewhere than Linux there is no splice, and this is ignored.
+    #[arg(long, value_name = "BYTES", default_value = "16KiB", value_parser = parse_splice_from)]
+    pub splice_from: SpliceFrom,
     /// Also echo UDP datagrams on this address, IPv4 or IPv6; repeat for several. Port 0
     /// picks a free port (printed as `listening on udp ADDR:PORT`).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -106,6 +112,18 @@ fn parse_rate(text: &str) -> Result<Rate, String> {
             "'{text}' is not a rate: a whole number from 1, or off"
         )),
     }
+}
+
+/// The smallest read that makes a connection relay, or never (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpliceFrom(pub Option<usize>);
+
+/// `off`, or a size as `--queue-size` takes it.
+fn parse_splice_from(text: &str) -> Result<SpliceFrom, String> {
+    if text == "off" {
+        return Ok(SpliceFrom(None));
+    }
+    parse_size(text).map(|n| SpliceFrom(Some(n)))
 }
 
 /// `off`, or a size as `--queue-size` takes it.
@@ -283,6 +301,7 @@ fn serve(args: ServeArgs) -> io::Result<ExitCode> {
         trace: args.trace,
         batch_wait: Duration::from_micros(args.batch_wait),
         accepts_per_round: args.accepts_per_round,
+        splice_from: args.splice_from.0,
         udp: args.udp,
         udp_datagrams: udp::datagram_budget(args.udp_rate.0),
         udp_bytes: udp::byte_budget(args.udp_bytes.0),

@@ -17,8 +17,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant as StdInstant};
 
 use echoloop_core::udp::{Budget, UdpConfig};
-use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant, Interest, Server};
-use log::{debug, info, warn};
+use echoloop_core::{
+    Action, CloseReason, ConnId, Error as CoreError, ErrorKind, Instant, Interest, Server,
+};
+use log::{debug, error, info, warn};
 
 use crate::batch::Batching;
 use crate::fd_set;
@@ -26,6 +28,8 @@ use crate::heat::Heat;
 use crate::net::{Net, Sets, Sys};
 use crate::nofile;
 use crate::per_ip::PerIp;
+use crate::relay::Relay;
+pub use crate::relay::SPLICE_FROM;
 use crate::storage::HeapStorage;
 use crate::sweep::Sweep;
 use crate::sys;
@@ -98,6 +102,9 @@ pub struct Options {
     pub batch_wait: Duration,
     /// Connections accepted per listener per round, at most (at least 1).
     pub accepts_per_round: u32,
+    /// Relay a connection's bytes with `splice(2)` while its reads bring at least this
+    /// many bytes (`relay.rs`; Linux only); `None`: always `recv` and `send`.
+    pub splice_from: Option<usize>,
     /// UDP echo sockets to bind (IPv4 or IPv6; port 0 picks a free port). None: no UDP
     /// descriptor, no UDP memory.
     pub udp: Vec<SocketAddr>,
@@ -120,6 +127,7 @@ impl Options {
             trace: false,
             batch_wait: BATCH_WAIT,
             accepts_per_round: ACCEPTS_PER_ROUND,
+            splice_from: Some(SPLICE_FROM),
             udp: Vec::new(),
             udp_datagrams: UdpConfig::new().datagrams,
             udp_bytes: UdpConfig::new().bytes,
@@ -137,6 +145,8 @@ struct Conn<S> {
     served: u32,
     /// Served before: its peer has a pace the heat should keep up with (`heat.rs`).
     spoke: bool,
+    /// Its last read was large: its next receive is a relay (`relay.rs`).
+    bulk: bool,
 }
 
 /// A listening socket.
@@ -187,6 +197,9 @@ pub struct Driver<N: Net = Sys> {
     batching: Batching,
     /// `--accepts-per-round`.
     accepts_per_round: u32,
+    /// The pipe that relays large reads; `None` where there is no `splice(2)`, or with
+    /// `--splice-from off`.
+    relay: Option<Relay<N::Socket>>,
     signals: N::Socket,
     /// An open descriptor given up to accept-and-close when out of descriptors.
     reserve: Option<N::Socket>,
@@ -258,6 +271,11 @@ impl<N: Net> Driver<N> {
             .open_reserve()
             .map_err(|e| sys::context("opening /dev/null", e))?;
         let epoch = net.now();
+        let relay = options.splice_from.and_then(|from| {
+            Relay::open(&mut net, options.queue_size, from)
+                .map_err(|e| debug!("relaying off: {e}"))
+                .ok()
+        });
         Ok(Driver {
             net,
             core,
@@ -288,6 +306,7 @@ impl<N: Net> Driver<N> {
             served: 0,
             batching: Batching::new(options.batch_wait),
             accepts_per_round: options.accepts_per_round.max(1),
+            relay,
             signals,
             reserve: Some(reserve),
             accept_paused_until: None,
@@ -724,6 +743,7 @@ impl<N: Net> Driver<N> {
                     peer,
                     served,
                     spoke: false,
+                    bulk: false,
                 };
                 set(&mut self.conns, id.index(), Some(conn));
             }
@@ -837,15 +857,16 @@ impl<N: Net> Driver<N> {
         self.served = self.served.wrapping_add(1);
         conn.served = self.served;
         conn.spoke = true;
-        let conn = &*conn;
         let readable = sets.read.contains(raw) || sets.except.contains(raw);
         let writable = sets.write.contains(raw);
         let mut turn = Turn {
             core: &mut self.core,
             net: &mut self.net,
+            relay: self.relay.as_mut(),
             now,
             id,
             fd: &conn.fd,
+            bulk: &mut conn.bulk,
             moved: Moved::default(),
         };
         if writable {
@@ -857,6 +878,18 @@ impl<N: Net> Driver<N> {
         let moved = turn.moved;
         if let Some(trace) = &mut self.trace {
             trace.moved(conn.peer, &moved, self.core.queued(id).ok());
+        }
+        if self.relay.as_ref().is_some_and(|relay| relay.broken) {
+            self.stop_relaying();
+        }
+    }
+
+    /// The relay's pipe lost bytes (see `relay.rs`): close it, and receive and send from
+    /// now on.
+    fn stop_relaying(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            error!("the relay pipe lost bytes: relaying stops, the connection closes");
+            relay.close(&mut self.net);
         }
     }
 
@@ -1003,11 +1036,34 @@ fn watch(sets: &mut Sets, fd: RawFd, interest: Interest) {
 struct Turn<'a, N: Net> {
     core: &'a mut Core,
     net: &'a mut N,
+    relay: Option<&'a mut Relay<N::Socket>>,
     now: Instant,
     id: ConnId,
     fd: &'a N::Socket,
+    /// The connection's last read was large: relay the next one.
+    bulk: &'a mut bool,
     /// What the turn moved, for `--trace`.
     moved: Moved,
+}
+
+/// What one read (a `recv` or a relay) took from a socket.
+struct Got {
+    /// Bytes taken from the socket; 0 is its peer's EOF.
+    taken: usize,
+    /// The most it could have taken: the lent slice.
+    room: usize,
+    /// For a relay, the bytes that went straight back.
+    through: Option<usize>,
+}
+
+impl Got {
+    fn received(taken: usize, room: usize) -> Self {
+        Got {
+            taken,
+            room,
+            through: None,
+        }
+    }
 }
 
 impl<N: Net> Turn<'_, N> {
@@ -1038,29 +1094,32 @@ impl<N: Net> Turn<'_, N> {
         }
     }
 
-    /// Receives into the core's queue and echoes straight back in the same round. Reads
-    /// again only if the last `recv` filled the whole lent slice, so no call is wasted on
-    /// `EAGAIN`.
+    /// Receives (or relays) and echoes straight back in the same round. Reads again only
+    /// if the last read filled the whole lent slice, so no call is wasted on `EAGAIN`.
     fn receive(&mut self) {
         for _ in 0..READS_PER_ROUND {
-            let (net, fd) = (&mut *self.net, self.fd);
-            let received = self
-                .core
-                .recv_with(self.now, self.id, |buf| match net.recv(fd, buf) {
-                    Ok(n) => (n, Ok((n, buf.len()))),
-                    Err(e) => (0, Err(e)),
-                });
-            match received {
+            let got = match self.relay_once() {
+                Some(relayed) => relayed,
+                None => self.recv_once(),
+            };
+            match got {
                 // The lent buffer is never empty, so 0 is the peer's EOF.
-                Ok(Ok((0, _))) => {
+                Ok(Ok(Got { taken: 0, .. })) => {
                     self.moved.eof = true;
                     let _ = self.core.on_eof(self.now, self.id);
                     return;
                 }
-                Ok(Ok((n, room))) => {
-                    self.moved.received += n;
-                    self.flush();
-                    if n < room {
+                Ok(Ok(got)) => {
+                    self.moved.received += got.taken;
+                    if let Some(relay) = &self.relay {
+                        *self.bulk = got.taken >= relay.from;
+                    }
+                    match got.through {
+                        // What the socket did not take back waits for it to drain.
+                        Some(through) => self.moved.sent += through,
+                        None => self.flush(),
+                    }
+                    if got.taken < got.room {
                         return;
                     }
                 }
@@ -1069,6 +1128,40 @@ impl<N: Net> Turn<'_, N> {
                 Err(_) => return,
             }
         }
+    }
+
+    /// One `recv` into the core's queue.
+    fn recv_once(&mut self) -> Result<io::Result<Got>, CoreError> {
+        let (net, fd) = (&mut *self.net, self.fd);
+        self.core
+            .recv_with(self.now, self.id, |buf| match net.recv(fd, buf) {
+                Ok(taken) => (taken, Ok(Got::received(taken, buf.len()))),
+                Err(e) => (0, Err(e)),
+            })
+    }
+
+    /// One relay, if the connection's reads are large and the core lends it a buffer for
+    /// one (nothing queued: relayed bytes must not overtake queued ones); `None`: receive
+    /// instead.
+    fn relay_once(&mut self) -> Option<Result<io::Result<Got>, CoreError>> {
+        if !*self.bulk {
+            return None;
+        }
+        let relay = self.relay.as_deref_mut()?;
+        let (net, fd) = (&mut *self.net, self.fd);
+        let relayed = self.core.relay_with(self.now, self.id, |buf| {
+            let room = buf.len();
+            let (relayed, taken) = relay.pass(net, fd, buf);
+            let got = taken.map(|taken| Got {
+                taken,
+                room,
+                through: Some(relayed.through),
+            });
+            (relayed, got)
+        });
+        // Bytes queued, or a connection that only drains or is done: `recv_with` knows
+        // what to do with those.
+        relayed.ok().map(Ok)
     }
 
     /// A failed `recv`/`send`: `EAGAIN` and `EINTR` are "not now" (select will report the

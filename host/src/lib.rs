@@ -25,6 +25,7 @@ mod heat;
 pub mod net;
 mod nofile;
 mod per_ip;
+mod relay;
 pub mod signals;
 pub mod storage;
 mod sweep;

@@ -93,6 +93,19 @@ pub trait Net {
     /// One `send(2)` of `buf`, perhaps in part. Never raises SIGPIPE.
     fn send(&mut self, socket: &Self::Socket, buf: &[u8]) -> io::Result<usize>;
 
+    /// A pipe for the relay (`relay`): its read end, then its write end, non-blocking,
+    /// asked to hold `size` bytes. `Unsupported` where connections cannot be relayed (no
+    /// `splice(2)`, or SIGPIPE not ignored): the driver then always receives and sends.
+    fn relay_pipe(&mut self, size: usize) -> io::Result<(Self::Socket, Self::Socket)>;
+
+    /// One `splice(2)` of at most `len` bytes from a socket into the relay pipe's write
+    /// end, or from its read end into a socket; never blocks. From a socket, `Ok(0)` is its
+    /// peer's EOF; into one, it fails as `send` would.
+    fn splice(&mut self, from: &Self::Socket, to: &Self::Socket, len: usize) -> io::Result<usize>;
+
+    /// One `read(2)` from the relay pipe's read end into `buf`.
+    fn read(&mut self, from: &Self::Socket, buf: &mut [u8]) -> io::Result<usize>;
+
     /// One `recvfrom(2)` into `buf`: the datagram's length (at most `buf.len()`: a longer
     /// one is cut to it, as Linux does without `MSG_TRUNC`) and its sender. `EAGAIN` when
     /// none waits; any other error (`ECONNREFUSED` after an ICMP error) concerns one
@@ -163,6 +176,20 @@ impl Net for Sys {
     #[inline]
     fn send(&mut self, socket: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
         sys::send(socket.as_fd(), buf)
+    }
+
+    fn relay_pipe(&mut self, size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+        sys::relay_pipe(size)
+    }
+
+    #[inline]
+    fn splice(&mut self, from: &OwnedFd, to: &OwnedFd, len: usize) -> io::Result<usize> {
+        sys::splice(from.as_fd(), to.as_fd(), len)
+    }
+
+    #[inline]
+    fn read(&mut self, from: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+        sys::read(from.as_fd(), buf)
     }
 
     #[inline]

@@ -11,7 +11,8 @@ use log::{debug, warn};
 use crate::sys;
 
 /// Descriptors the server holds besides its connections, listeners apart: stdin, stdout,
-/// stderr, the signal self-pipe's ends, the reserve descriptor (host rule 6), and room
+/// stderr, the signal self-pipe's ends, the reserve descriptor (host rule 6), the relay
+/// pipe's ends, and room
 /// for what a parent process left open.
 pub const OWN_FDS: usize = 16;
 

@@ -11,7 +11,7 @@
 use std::io::{self, Read as _};
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut, Range};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -237,6 +237,102 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
         match socket.send_with_flags(buf, SEND_FLAGS) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             sent => return sent,
+        }
+    }
+}
+
+/// The relay's pipe (see `relay`): its read end, then its write end, both non-blocking
+/// and close-on-exec, asked to hold `size` bytes (the kernel rounds up to pages; if it
+/// refuses, the pipe keeps its default, 64 KiB on Linux, and a relay moves less a call).
+///
+/// `splice(2)` into a socket cannot be told not to raise SIGPIPE as `send` is
+/// (`MSG_NOSIGNAL`), so this refuses with `Unsupported` unless SIGPIPE is ignored: every
+/// Rust program ignores it before `main`, unless built to do otherwise. Elsewhere than
+/// Linux there is no `splice`: `Unsupported`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn relay_pipe(size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a null new action only reads the current one, into `old`, a `sigaction`.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: `old` is a valid `sigaction` to write, the new action is null.
+    cvt(unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) })
+        .map_err(|e| context("sigaction", e))?;
+    if old.sa_sigaction != libc::SIG_IGN {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "SIGPIPE is not ignored, and splice(2) cannot be told not to raise it",
+        ));
+    }
+    let mut ends = [0 as c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into `ends`, an array of two.
+    cvt(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })
+        .map_err(|e| context("pipe2", e))?;
+    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
+    let read = unsafe { OwnedFd::from_raw_fd(ends[0]) };
+    // SAFETY: as above.
+    let write = unsafe { OwnedFd::from_raw_fd(ends[1]) };
+    let size = c_int::try_from(size).unwrap_or(c_int::MAX);
+    // SAFETY: F_SETPIPE_SZ takes one integer and touches no memory of ours; a refusal
+    // (over /proc/sys/fs/pipe-max-size) leaves the default size, which works too.
+    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    Ok((read, write))
+}
+
+/// No `splice(2)` here: relaying is off.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn relay_pipe(_size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no splice(2) on this system",
+    ))
+}
+
+/// One `splice(2)` of at most `len` bytes from `from` to `to`, one of them a pipe; never
+/// blocks. From a socket, `Ok(0)` is its peer's EOF. `EINTR` is retried.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
+    loop {
+        let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
+        // SAFETY: null offsets (both are pipes or sockets) and two open descriptors; splice
+        // touches no memory of ours.
+        let moved = unsafe {
+            libc::splice(
+                src,
+                std::ptr::null_mut(),
+                dst,
+                std::ptr::null_mut(),
+                len,
+                flags,
+            )
+        };
+        match usize::try_from(moved) {
+            Ok(n) => return Ok(n),
+            Err(_) => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::Interrupted => continue,
+                e => return Err(e),
+            },
+        }
+    }
+}
+
+/// No `splice(2)` here; `relay_pipe` never made a pipe for it.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn splice(_from: BorrowedFd<'_>, _to: BorrowedFd<'_>, _len: usize) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// One `read(2)` into `buf` (the relay's pipe). `EINTR` is retried.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: read writes at most `buf.len()` bytes into `buf`, which is that long.
+        let got = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match usize::try_from(got) {
+            Ok(n) => return Ok(n),
+            Err(_) => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::Interrupted => continue,
+                e => return Err(e),
+            },
         }
     }
 }

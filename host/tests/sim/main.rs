@@ -6,6 +6,10 @@
 //! driver is given at run time (connections, a pool often smaller than the connections,
 //! the queue size, a per-address limit). No real socket is opened.
 //!
+//! Four seeds in five relay reads (`host/src/relay.rs`) through a simulated `splice` pipe,
+//! often far smaller than a buffer, so relays are short and leave bytes behind; the pipe
+//! must be empty at every `select`.
+//!
 //! Every peer checks every byte it gets back; the fake itself checks the loop's use of
 //! descriptors (no closed fd in a set, none leaked, no send after shutdown). A failure
 //! names its seed; `SIM_SEED=123 cargo test -p echoloop --test sim` replays it alone,
@@ -74,10 +78,14 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
     // window, and peers that then speak while cold (host/src/heat.rs).
     let sleepers = seed % 8 == 5;
     let max_conns = if sleepers { max_conns * 4 } else { max_conns };
+    // Four seeds in five relay, from reads of a byte up (a relay on nearly every read)
+    // to the default's 16 KiB; the fifth always receives and sends.
+    let splice_from = (seed % 5 != 2).then(|| [1, 64, 1024, 16 * 1024][rng.range(0, 3) as usize]);
     // A quarter of the seeds run out of descriptors before the core's table is full,
-    // half have an idle timeout: by seed, so that every run has some of each.
+    // half have an idle timeout: by seed, so that every run has some of each. (The relay
+    // pipe's two ends count: the server's own descriptors, as in `nofile::OWN_FDS`.)
     let nofile = if seed % 4 == 1 {
-        6 + rng.range(1, max_conns as u64) as usize
+        6 + 2 * usize::from(splice_from.is_some()) + rng.range(1, max_conns as u64) as usize
     } else {
         1_000
     };
@@ -127,6 +135,7 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
             Duration::from_micros(rng.range(1, 200))
         },
         accepts_per_round,
+        splice_from,
     };
     world.borrow_mut().accept_budget = accepts_per_round as usize;
     let addr: SocketAddr = ([127, 0, 0, 1], 8090).into();

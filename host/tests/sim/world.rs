@@ -28,12 +28,16 @@ impl AsRawFd for SimSocket {
 }
 
 /// What a descriptor refers to.
+#[derive(Clone, Copy, Debug)]
 enum Obj {
     Listener,
     Signals,
     Reserve,
     Conn(usize),
     Udp,
+    /// The relay pipe's ends (`host/src/relay.rs`).
+    RelayRead,
+    RelayWrite,
 }
 
 /// This seed's fault profile: the chance of each fault at each opportunity.
@@ -100,11 +104,13 @@ pub struct Counts {
     pub udp_queue_full: u64,
     pub udp_flood_guard: u64,
     pub udp_echoes: u64,
+    pub relays: u64,
+    pub relay_kept: u64,
 }
 
 impl Counts {
     /// Each count with its name.
-    pub fn named(&self) -> [(&'static str, u64); 23] {
+    pub fn named(&self) -> [(&'static str, u64); 25] {
         [
             (
                 "spurious readiness (select says ready, call gets EAGAIN)",
@@ -141,6 +147,11 @@ impl Counts {
             ("UDP: dropped, queue full", self.udp_queue_full),
             ("UDP: dropped by the flood guard", self.udp_flood_guard),
             ("UDP: echoes checked", self.udp_echoes),
+            ("relay: splice from a socket into the pipe", self.relays),
+            (
+                "relay: bytes the socket would not take back, read out of the pipe",
+                self.relay_kept,
+            ),
         ]
     }
 
@@ -170,6 +181,8 @@ impl Counts {
         f(&mut self.udp_queue_full, o.udp_queue_full);
         f(&mut self.udp_flood_guard, o.udp_flood_guard);
         f(&mut self.udp_echoes, o.udp_echoes);
+        f(&mut self.relays, o.relays);
+        f(&mut self.relay_kept, o.relay_kept);
     }
 }
 
@@ -243,6 +256,10 @@ pub struct World {
     pub accept_budget: usize,
     /// The server's UDP socket and its sources, if this seed has one.
     pub udp: Option<Datagrams>,
+    /// The bytes in the relay pipe, and the most it holds (drawn per seed; 0 before the
+    /// driver asks for one).
+    pipe: VecDeque<u8>,
+    pipe_cap: usize,
 }
 
 /// No byte moved for this long: the plan sends the signal.
@@ -308,6 +325,8 @@ impl World {
             accepts_this_round: 0,
             accept_budget: 64,
             udp: None,
+            pipe: VecDeque::new(),
+            pipe_cap: 0,
         };
         let listener = world
             .alloc(Obj::Listener, false)
@@ -617,6 +636,18 @@ impl Net for SimNet {
         self.0.borrow_mut().recv_from(socket, buf)
     }
 
+    fn relay_pipe(&mut self, size: usize) -> io::Result<(SimSocket, SimSocket)> {
+        self.0.borrow_mut().relay_pipe(size)
+    }
+
+    fn splice(&mut self, from: &SimSocket, to: &SimSocket, len: usize) -> io::Result<usize> {
+        self.0.borrow_mut().splice(from, to, len)
+    }
+
+    fn read(&mut self, from: &SimSocket, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.borrow_mut().read(from, buf)
+    }
+
     fn send_to(&mut self, socket: &SimSocket, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         self.0.borrow_mut().send_to(socket, buf, to)
     }
@@ -658,6 +689,14 @@ impl World {
             );
         }
         self.accepts_this_round = 0;
+        if !self.pipe.is_empty() {
+            // One pipe serves every connection: bytes left in it would go to the next.
+            self.failures.push(format!(
+                "the relay pipe holds {} bytes at a select",
+                self.pipe.len()
+            ));
+            self.pipe.clear();
+        }
         if self.selects > self.max_selects {
             let kinds: Vec<_> = self.active.iter().map(|&i| self.peers[i].kind).collect();
             self.failures.push(format!(
@@ -940,7 +979,7 @@ impl World {
                     self.links[l].reset();
                 }
             }
-            Obj::Signals | Obj::Reserve | Obj::Udp => {}
+            Obj::Signals | Obj::Reserve | Obj::Udp | Obj::RelayRead | Obj::RelayWrite => {}
         }
     }
 
@@ -949,6 +988,93 @@ impl World {
             return Err(errno(libc::EBADF));
         }
         Ok(std::mem::take(&mut self.signals_pending))
+    }
+
+    /// A pipe as Linux makes one: 64 KiB unless asked for more, here sometimes less (as if
+    /// the skb pages were small), so relays are often short.
+    pub fn relay_pipe(&mut self, size: usize) -> io::Result<(SimSocket, SimSocket)> {
+        let read = self
+            .alloc(Obj::RelayRead, false)
+            .ok_or_else(|| errno(libc::EMFILE))?;
+        let Some(write) = self.alloc(Obj::RelayWrite, false) else {
+            self.close(read);
+            return Err(errno(libc::EMFILE));
+        };
+        let cap = size.max(64 * 1024);
+        self.pipe_cap = if self.rng.chance(0.5) {
+            self.rng.range(1, 4096) as usize
+        } else {
+            cap
+        };
+        Ok((read, write))
+    }
+
+    /// A socket's bytes into the pipe (as `recv` would take them, with its faults), or the
+    /// pipe's into a socket (as `send` would).
+    pub fn splice(&mut self, from: &SimSocket, to: &SimSocket, len: usize) -> io::Result<usize> {
+        let obj = |fd: &SimSocket| self.fds.get(fd.0 as usize).copied().flatten();
+        match (obj(from), obj(to)) {
+            (Some(Obj::Conn(_)), Some(Obj::RelayWrite)) => self.splice_in(from, len),
+            (Some(Obj::RelayRead), Some(Obj::Conn(_))) => self.splice_out(to, len),
+            (a, b) => {
+                self.failures.push(format!(
+                    "splice from fd {} ({a:?}) to fd {} ({b:?})",
+                    from.0, to.0
+                ));
+                Err(errno(libc::EINVAL))
+            }
+        }
+    }
+
+    fn splice_in(&mut self, socket: &SimSocket, len: usize) -> io::Result<usize> {
+        if !self.pipe.is_empty() {
+            self.failures.push(format!(
+                "a relay from fd {} into a pipe still holding {} bytes",
+                socket.0,
+                self.pipe.len()
+            ));
+        }
+        let room = self.pipe_cap.saturating_sub(self.pipe.len()).min(len);
+        if room == 0 {
+            return Err(errno(libc::EAGAIN));
+        }
+        let mut bytes = vec![0; room];
+        let n = self.recv(socket, &mut bytes)?;
+        self.counts.relays += 1;
+        self.pipe.extend(&bytes[..n]);
+        Ok(n)
+    }
+
+    fn splice_out(&mut self, socket: &SimSocket, len: usize) -> io::Result<usize> {
+        let bytes: Vec<u8> = self.pipe.iter().take(len).copied().collect();
+        if bytes.is_empty() {
+            return Err(errno(libc::EAGAIN));
+        }
+        let n = self.send(socket, &bytes)?;
+        self.pipe.drain(..n.min(bytes.len()));
+        Ok(n)
+    }
+
+    /// The pipe's bytes, perhaps fewer than asked (short reads are legal).
+    pub fn read(&mut self, from: &SimSocket, buf: &mut [u8]) -> io::Result<usize> {
+        if !matches!(self.fds.get(from.0 as usize), Some(Some(Obj::RelayRead))) {
+            self.failures
+                .push(format!("read from fd {}, not the relay pipe", from.0));
+            return Err(errno(libc::EBADF));
+        }
+        if self.rng.chance(self.faults.call_eintr) {
+            self.counts.call_eintr += 1;
+            return Err(errno(libc::EINTR));
+        }
+        let n = self.maybe_short(self.pipe.len().min(buf.len()));
+        if n == 0 {
+            return Err(errno(libc::EAGAIN));
+        }
+        for (dst, src) in buf.iter_mut().zip(self.pipe.drain(..n)) {
+            *dst = src;
+        }
+        self.counts.relay_kept += n as u64;
+        Ok(n)
     }
 
     pub fn open_reserve(&mut self) -> io::Result<SimSocket> {
