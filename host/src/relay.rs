@@ -132,6 +132,7 @@ mod tests {
 
     use super::*;
     use crate::net::Sys;
+    use crate::sys;
 
     /// A connected pair on loopback: the server's end (non-blocking) and the peer's.
     fn pair() -> (OwnedFd, TcpStream) {
@@ -219,5 +220,38 @@ mod tests {
         drop(server);
         drop(peer);
         let _ = writer.join();
+    }
+
+    #[test]
+    fn a_pipe_that_gives_back_less_than_it_took_breaks_the_relay() {
+        // Bytes spliced into one pipe and looked for in another: as if the pipe lost them.
+        let (_first_read, write) = sys::relay_pipe(64 * 1024).unwrap();
+        let (read, _second_write) = sys::relay_pipe(64 * 1024).unwrap();
+        let mut relay = Relay {
+            read,
+            write,
+            from: SPLICE_FROM,
+            broken: false,
+        };
+        let (server, mut peer) = pair();
+        peer.write_all(b"lost").unwrap();
+        let mut buf = vec![0; 64 * 1024];
+        let mut tries = 0;
+        let (relayed, got) = loop {
+            let (relayed, got) = relay.pass(&mut Sys, &server, &mut buf);
+            match got {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && tries < 5_000 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                got => break (relayed, got),
+            }
+        };
+        assert!(
+            relay.broken,
+            "the relay must stop: {relayed:?} {got:?} after {tries}"
+        );
+        assert_eq!(relayed.kept, 0);
+        assert_eq!(got.unwrap_err().kind(), io::ErrorKind::Other);
     }
 }
