@@ -1099,7 +1099,7 @@ impl<N: Net> Turn<'_, N> {
     fn receive(&mut self) {
         for _ in 0..READS_PER_ROUND {
             let got = match self.relay_once() {
-                Some(relayed) => relayed,
+                Some(relayed) => Ok(relayed),
                 None => self.recv_once(),
             };
             match got {
@@ -1143,7 +1143,7 @@ impl<N: Net> Turn<'_, N> {
     /// One relay, if the connection's reads are large and the core lends it a buffer for
     /// one (nothing queued: relayed bytes must not overtake queued ones); `None`: receive
     /// instead.
-    fn relay_once(&mut self) -> Option<Result<io::Result<Got>, CoreError>> {
+    fn relay_once(&mut self) -> Option<io::Result<Got>> {
         if !*self.bulk {
             return None;
         }
@@ -1161,7 +1161,7 @@ impl<N: Net> Turn<'_, N> {
         });
         // Bytes queued, or a connection that only drains or is done: `recv_with` knows
         // what to do with those.
-        relayed.ok().map(Ok)
+        relayed.ok()
     }
 
     /// A failed `recv`/`send`: `EAGAIN` and `EINTR` are "not now" (select will report the
