@@ -28,6 +28,11 @@ use crate::net::Net;
 /// 16 KiB ping-pong the two ways cost the same, above it the relay wins.
 pub const SPLICE_FROM: usize = 16 * 1024;
 
+/// The most a relay's pipe is asked to hold: Linux's default `pipe-max-size`. A larger
+/// `--queue-size` does not make the pipe larger (as root the kernel would grant it, a
+/// page reference per 4 KiB, for no gain): a relay then moves at most this much a call.
+const PIPE_MAX: usize = 1 << 20;
+
 /// The pipe and when to use it.
 pub struct Relay<S> {
     /// The pipe's read end.
@@ -43,9 +48,9 @@ pub struct Relay<S> {
 
 impl<S> Relay<S> {
     /// A relay through a new pipe that holds `size` bytes (the queue size: a relay moves at
-    /// most one lent buffer), or why there is none.
+    /// most one lent buffer), 1 MiB at most, or why there is none.
     pub fn open<N: Net<Socket = S>>(net: &mut N, size: usize, from: usize) -> io::Result<Self> {
-        let (read, write) = net.relay_pipe(size)?;
+        let (read, write) = net.relay_pipe(size.min(PIPE_MAX))?;
         Ok(Relay {
             read,
             write,
