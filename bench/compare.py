@@ -98,8 +98,8 @@ COLOURS = {"echoloop": "#1b9e77", "echoloop-nobatch": "#8fd3bf",
 DEFAULT_SERVERS = "echoloop,tokio,tokio-mt,tokio-16k,epoll,c-select,python"
 
 
-def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_server_args(p):
+    """The options that name the servers' binaries and variants (shared with paired.py)."""
     p.add_argument("--echoloop", required=True, help="the echoloop binary (release)")
     p.add_argument("--load-generator", metavar="PATH",
                    help="the echoloop binary whose `bench` loads every server (default: "
@@ -109,6 +109,16 @@ def parse_args():
     p.add_argument("--epoll", required=True, help="the epoll_echo binary")
     p.add_argument("--c-select", required=True, help="the select_echo binary")
     p.add_argument("--python-server", required=True, help="bench/seed_server.py")
+    p.add_argument("--other-echoloop", metavar="NAME=PATH", action="append", default=[],
+                   help="also run this echoloop binary as server NAME (before/after a change)")
+    p.add_argument("--echoloop-args", metavar="NAME=FLAGS", action="append", default=[],
+                   help="also run the echoloop binary with these extra serve flags as server "
+                   "NAME, e.g. 'echoloop-q16k=--queue-size 16KiB' (to choose a default by data)")
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_server_args(p)
     p.add_argument("--out", required=True, help="directory for results.{md,json,svg}")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--duration", type=float, default=3.0, help="measured seconds per run")
@@ -120,11 +130,6 @@ def parse_args():
                    "echoloop-nosplice (--splice-from off), "
                    "tokio (current-thread, 64 KiB), tokio-mt (multi-thread, 64 KiB), "
                    "tokio-16k (current-thread, 16 KiB), epoll, c-select, python")
-    p.add_argument("--other-echoloop", metavar="NAME=PATH", action="append", default=[],
-                   help="also run this echoloop binary as server NAME (before/after a change)")
-    p.add_argument("--echoloop-args", metavar="NAME=FLAGS", action="append", default=[],
-                   help="also run the echoloop binary with these extra serve flags as server "
-                   "NAME, e.g. 'echoloop-q16k=--queue-size 16KiB' (to choose a default by data)")
     p.add_argument("--cases", help="only the cases whose name contains one of these "
                    "'|'-separated strings (names hold commas), e.g. 'pingpong 500|stream'")
     return p.parse_args()

@@ -15,8 +15,10 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 out=bench/results
+smoke=
 for arg in "$@"; do
     if [ "$arg" = --smoke ]; then
+        smoke=yes
         out=$(mktemp -d)
         trap 'rm -rf "$out"' EXIT
     fi
@@ -46,11 +48,20 @@ done
 
 # The 10,000-connection cases need a soft descriptor limit above 10,000 for the servers
 # (compare.py raises it as far as the hard limit allows; echoloop bench raises its own).
-python3 bench/compare.py \
-    --echoloop "$server" \
-    --load-generator target/release/echoloop \
-    --tokio target/release/tokio-echo \
-    --epoll target/bench-peers/epoll_echo \
-    --c-select target/bench-peers/select_echo \
-    --python-server bench/seed_server.py \
-    --out "$out" "$@"
+binaries=(
+    --echoloop "$server"
+    --load-generator target/release/echoloop
+    --tokio target/release/tokio-echo
+    --epoll target/bench-peers/epoll_echo
+    --c-select target/bench-peers/select_echo
+    --python-server bench/seed_server.py
+)
+python3 bench/compare.py "${binaries[@]}" --out "$out" "$@"
+
+# The smoke also runs the paired-slice comparison (bench/paired.py) for a moment, so
+# that it keeps working; its real runs are by hand (BENCHMARKS.md, "Paired slices").
+if [ -n "$smoke" ]; then
+    python3 bench/paired.py "${binaries[@]}" --echoloop-args 'echoloop-again=' \
+        --rounds 2 --slice 0.1 --warmup 0.05 --out "$out/paired.md" >/dev/null
+    grep -q '^| echoloop-again |' "$out/paired.md"
+fi
