@@ -107,6 +107,7 @@ def slice_once(proc, addr, args, pin):
 def run(args, servers):
     """{server: [slice result per round]}, every server up for the whole run."""
     pins = compare.cpus()
+    compare.raise_fd_limit(args.conns + 1000)  # the servers inherit it
     procs = {}
     raw = {s: [] for s in servers}
     rng = random.Random(args.seed)
