@@ -25,7 +25,8 @@ two names (`--echoloop-args 'echoloop-again='`) to see how wide "the same server
         --python-server bench/seed_server.py --echoloop-args 'echoloop-again=' \\
         --conns 1 --size 64 --rounds 40 --out bench/results/paired-1x64.md
 
-`python3 bench/paired.py --render OUT.json` writes the report again from a run's JSON.
+`python3 bench/paired.py --render OUT.json` writes the report again from a run's JSON,
+which keeps every slice (with the load generator's own CPU per round trip, not reported).
 
 Every echoed byte is still checked: a mismatch fails the run. Each slice is a whole
 `echoloop bench` run (connect, warm-up, measured window, close), and its server CPU and
@@ -44,6 +45,9 @@ import compare
 
 DEFAULT_SERVERS = "echoloop,tokio,tokio-mt,tokio-16k,epoll,c-select"
 BOOTSTRAP = 4000
+# Below this many paired rounds a bootstrap interval of the median is not to be trusted:
+# the report gives the ratio without a verdict.
+FEWEST_FOR_VERDICT = 20
 
 
 def parse_args():
@@ -120,8 +124,8 @@ def run(args, servers):
                 proc, addr = procs[s]
                 r = slice_once(proc, addr, args, pins and pins[1])
                 raw[s].append(r)
-                print("round %d  %-16s %s" % (rnd + 1, s, r.get("na") or "%.2f µs CPU/RT" %
-                                              r["cpu_us_per_rt"]), flush=True)
+                print("round %d  %-16s %s" % (rnd + 1, s, r.get("na") or "%s µs CPU/RT" %
+                                              compare.fmt(r["cpu_us_per_rt"], 2)), flush=True)
     finally:
         for proc, _ in procs.values():
             compare.stop_server(proc)
@@ -190,7 +194,9 @@ def report(args, servers, raw, meta):
                 cells += ["n/a", ""]
                 continue
             mid, low, high = bootstrap(ratios, rng, level)
-            cells += ["%.3f (%.3f–%.3f)" % (mid, low, high), verdict(low, high)]
+            cells += ["%.3f (%.3f–%.3f)" % (mid, low, high),
+                      verdict(low, high) if len(ratios) >= FEWEST_FOR_VERDICT
+                      else "too few rounds"]
         lines.append("| %s | %s |" % (s, " | ".join(cells)))
     return "\n".join(lines)
 
