@@ -108,9 +108,9 @@ def slice_once(proc, addr, args, pin):
             else None}
 
 
-def run(args, servers):
-    """{server: [slice result per round]}, every server up for the whole run."""
-    pins = compare.cpus()
+def run(args, servers, pins):
+    """{server: [slice result per round]}, every server up for the whole run; `pins`:
+    compare.cpus()'s (server CPU, load generator CPU) or None."""
     compare.raise_fd_limit(args.conns + 1000)  # the servers inherit it
     procs = {}
     raw = {s: [] for s in servers}
@@ -213,7 +213,7 @@ def main():
                 time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), compare.machine(),
                 args.rounds, args.warmup, args.slice, pins[0] if pins else "any",
                 pins[1] if pins else "any"))
-    raw = run(args, servers)
+    raw = run(args, servers, pins)
     md = report(args, servers, raw, meta)
     with open(args.out, "w") as f:
         f.write(md + "\n")
