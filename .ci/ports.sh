@@ -16,12 +16,7 @@ QEMU=(qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic
 QEMU_TIMEOUT=120
 
 step "ports: tools"
-if ! command -v qemu-system-arm >/dev/null; then
-    sudo=""
-    if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq qemu-system-arm >/dev/null
-fi
+bash .ci/apt-install qemu-system-arm
 qemu-system-arm --version | head -n 1
 rustup target add "$TARGET"
 rustup component add rustfmt clippy
