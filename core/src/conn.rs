@@ -7,7 +7,7 @@ use core::fmt;
 ///
 /// When a connection closes its slot is reused, with the next generation. An id kept past
 /// its connection's [`Action::Close`] is therefore rejected with
-/// [`Error::UnknownConn`](crate::Error::UnknownConn), never applied to the new connection.
+/// [`UnknownConn`](crate::UnknownConn), never applied to the new connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConnId {

@@ -7,7 +7,9 @@
 
 use embedded_io::{ErrorKind as IoErrorKind, Read, ReadReady, Write, WriteReady};
 
-use crate::{ConnId, Error, ErrorKind, Instant, Server, Storage};
+use crate::{
+    ConnId, EofError, ErrorKind, Instant, RecvError, SendError, Server, Storage, UnknownConn,
+};
 
 /// What one [`pump`] moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,20 +23,41 @@ pub struct Pumped {
     pub eof: bool,
 }
 
-/// Why a [`pump`] stopped early.
+/// Why a [`pump`] stopped early. Nothing more was read from the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PumpError<E> {
-    /// The core refused a call (a stale id, say). Nothing was read from the socket.
-    Core(Error),
+    /// The id names no open connection: a driver bug (see [`UnknownConn`]).
+    UnknownConn,
+    /// The core refused to lend for a receive.
+    Recv(RecvError),
+    /// The core refused to lend for a send.
+    Send(SendError),
+    /// The core refused the peer's EOF.
+    Eof(EofError),
     /// The socket failed. It was already reported to the core with
     /// [`Server::on_error`]: poll its actions and close the socket.
     Io(E),
 }
 
-impl<E> From<Error> for PumpError<E> {
-    fn from(e: Error) -> Self {
-        PumpError::Core(e)
+/// `From` each core error, so that the pump's calls convert with `?`.
+macro_rules! pump_from {
+    ($($error:ident => $variant:ident),*) => {
+        $(
+            impl<E> From<$error> for PumpError<E> {
+                fn from(e: $error) -> Self {
+                    PumpError::$variant(e)
+                }
+            }
+        )*
+    };
+}
+
+pump_from!(RecvError => Recv, SendError => Send, EofError => Eof);
+
+impl<E> From<UnknownConn> for PumpError<E> {
+    fn from(_: UnknownConn) -> Self {
+        PumpError::UnknownConn
     }
 }
 
@@ -108,8 +131,9 @@ where
     })?;
     let n = io(server, id, written)?;
     if n == 0 {
-        // embedded-io: a non-empty write of 0 bytes means the socket takes no more.
-        server.on_error(id, ErrorKind::Other)?;
+        // embedded-io: a non-empty write of 0 bytes means the socket takes no more. The
+        // id was just used, so a refusal can only say it is closing already.
+        let _ = server.on_error(id, ErrorKind::Other);
     }
     Ok(n)
 }

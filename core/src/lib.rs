@@ -21,7 +21,7 @@
 //!    [`Server::conns`] as its [`Interest`] says, until [`Server::poll_timeout`].
 //! 3. Feed what happened: [`Server::on_accepted`]; receive inside
 //!    [`Server::recv_with`]; the peer's FIN with [`Server::on_eof`]; send inside
-//!    [`Server::send_with`]; [`Server::on_error`]; [`Server::handle_timeout`].
+//!    [`Server::send_with`]; [`Server::on_error`]; [`Server::on_timeout`].
 //!
 //! A heap-backed server on a host, with sizes known at run time:
 //!
@@ -87,7 +87,7 @@
 )]
 
 mod conn;
-mod error;
+pub mod error;
 pub mod io;
 mod list;
 mod macros;
@@ -101,7 +101,9 @@ mod time;
 pub mod udp;
 
 pub use conn::{Action, CloseReason, ConnId, ErrorKind, Interest, Relayed};
-pub use error::Error;
+pub use error::{
+    AcceptError, EofError, ErrorReportError, RecvError, RelayError, SendError, UnknownConn,
+};
 pub use server::{Config, Conns, Recent, Reclaimable, Server};
 pub use slot::ConnSlot;
 pub use stats::{Closed, Stats};

@@ -2,27 +2,51 @@
 
 use core::ops::Range;
 
+use crate::error::{
+    AcceptError, EofError, ErrorReportError, RecvError, RelayError, SendError, UnknownConn,
+};
 use crate::list::{self, List, NIL};
 use crate::pool::Pool;
 use crate::queue;
 use crate::slot::{ConnSlot, State};
 use crate::storage::{self, StaticStorage, Storage, StorageError};
-use crate::{Action, CloseReason, ConnId, Duration, Error, ErrorKind, Instant, Interest, Relayed};
+use crate::{Action, CloseReason, ConnId, Duration, ErrorKind, Instant, Interest, Relayed};
 use crate::{Closed, Stats};
 
-/// How a server behaves, within the capacities of its [`Storage`].
+/// How a server behaves, within the capacities of its [`Storage`]. Built with methods, so
+/// that a setting added later breaks no caller:
+///
+/// ```
+/// use echoloop_core::{Config, Duration};
+///
+/// let config = Config::new().with_idle_timeout(Some(Duration::from_secs(30)));
+/// assert_eq!(config.idle_timeout(), Some(Duration::from_secs(30)));
+/// assert_eq!(Config::default().idle_timeout(), None);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Config {
-    /// Close a connection when no byte has moved either way for this long (a slowloris
-    /// peer, or one that never reads). `None`: never.
-    pub idle_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
 }
 
 impl Config {
-    /// No idle timeout.
+    /// The defaults: no idle timeout.
     pub const fn new() -> Self {
         Config { idle_timeout: None }
+    }
+
+    /// Closes a connection when no byte has moved either way for `timeout` (a slowloris
+    /// peer, or one that never reads), with [`CloseReason::IdleTimeout`], which resets.
+    /// `None`: never.
+    pub const fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// See [`with_idle_timeout`](Self::with_idle_timeout).
+    pub const fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 }
 
@@ -47,7 +71,7 @@ enum Mode {
 /// of buffers that they share.
 ///
 /// The server is a pure state machine: it never touches a socket or a clock. A driver
-/// reports what happened (`on_*` methods, [`handle_timeout`](Self::handle_timeout)),
+/// reports what happened (`on_*` methods, [`on_timeout`](Self::on_timeout)),
 /// moves bytes through the slices the server lends to a closure
 /// ([`recv_with`](Self::recv_with), [`send_with`](Self::send_with)), asks what to wait for
 /// ([`listener_interest`](Self::listener_interest), [`conns`](Self::conns),
@@ -274,7 +298,7 @@ impl<S: Storage> Server<S> {
     }
 
     /// What to wait for on one connection. A closing connection wants nothing.
-    pub fn interest(&self, id: ConnId) -> Result<Interest, Error> {
+    pub fn interest(&self, id: ConnId) -> Result<Interest, UnknownConn> {
         let parts = self.storage.parts_ref();
         let slot = lookup(parts.slots, self.opened, id)?;
         Ok(self.rules().interest(slot))
@@ -317,12 +341,12 @@ impl<S: Storage> Server<S> {
     }
 
     /// Bytes queued on a connection.
-    pub fn queued(&self, id: ConnId) -> Result<usize, Error> {
+    pub fn queued(&self, id: ConnId) -> Result<usize, UnknownConn> {
         let parts = self.storage.parts_ref();
         Ok(lookup(parts.slots, self.opened, id)?.len as usize)
     }
 
-    /// When the driver must call [`handle_timeout`](Self::handle_timeout) at the latest:
+    /// When the driver must call [`on_timeout`](Self::on_timeout) at the latest:
     /// the earliest idle deadline, or the end of the shutdown grace period. `None`: no
     /// deadline, wait for events only.
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -348,20 +372,20 @@ impl<S: Storage> Server<S> {
 
     /// The driver accepted a socket. `Err(Full)` or `Err(ShuttingDown)`: close it, it was
     /// counted as refused.
-    pub fn on_accepted(&mut self, now: Instant) -> Result<ConnId, Error> {
+    pub fn on_accepted(&mut self, now: Instant) -> Result<ConnId, AcceptError> {
         if !matches!(self.mode, Mode::Serving) {
             self.on_refused();
-            return Err(Error::ShuttingDown);
+            return Err(AcceptError::ShuttingDown);
         }
         let Some(index) = self.take_free_slot() else {
             self.on_refused();
-            return Err(Error::Full);
+            return Err(AcceptError::Full);
         };
         let last_active = self.monotonic(now);
         let slots = self.storage.parts().slots;
         let Some(slot) = slots.get_mut(usize::from(index)) else {
             debug_assert!(false, "a free slot out of range");
-            return Err(Error::Full);
+            return Err(AcceptError::Full);
         };
         *slot = ConnSlot {
             last_active,
@@ -430,21 +454,26 @@ impl<S: Storage> Server<S> {
         now: Instant,
         id: ConnId,
         f: impl FnOnce(&mut [u8]) -> (usize, R),
-    ) -> Result<R, Error> {
-        let reading = matches!(self.mode, Mode::Serving);
+    ) -> Result<R, RecvError> {
+        let serving = matches!(self.mode, Mode::Serving);
         let q = self.queue_size as usize;
         let parts = self.storage.parts();
         let slot = lookup_mut(parts.slots, self.opened, id)?;
-        let draining = match slot.state {
-            State::Open if slot.eof || !reading => return Err(Error::ReadClosed),
-            State::Open if slot.len as usize >= q => return Err(Error::QueueFull),
-            State::Open => false,
-            State::Draining => true,
-            _ => return Err(Error::Closing),
+        let admit = |reader| match reader {
+            Reader::Closed => Err(RecvError::ReadClosed),
+            Reader::Open { queued } if queued as usize >= q => Err(RecvError::QueueFull),
+            Reader::Open { .. } => Ok(false),
+            Reader::Draining => Ok(true),
+            Reader::Closing => Err(RecvError::Closing),
         };
-        if !slot.has_buffer() {
-            slot.buffer = self.pool.take(parts.free).ok_or(Error::NoBuffer)?;
-        }
+        let draining = open_read(
+            &mut self.pool,
+            parts.free,
+            slot,
+            serving,
+            admit,
+            RecvError::NoBuffer,
+        )?;
         let run = if draining {
             0..q
         } else {
@@ -489,21 +518,25 @@ impl<S: Storage> Server<S> {
         now: Instant,
         id: ConnId,
         f: impl FnOnce(&mut [u8]) -> (Relayed, R),
-    ) -> Result<R, Error> {
-        let reading = matches!(self.mode, Mode::Serving);
+    ) -> Result<R, RelayError> {
+        let serving = matches!(self.mode, Mode::Serving);
         let q = self.queue_size as usize;
         let parts = self.storage.parts();
         let slot = lookup_mut(parts.slots, self.opened, id)?;
-        match slot.state {
-            State::Open if slot.eof || !reading => return Err(Error::ReadClosed),
-            State::Open if slot.len > 0 => return Err(Error::Queued),
-            State::Open => {}
-            State::Draining => return Err(Error::ReadClosed),
-            _ => return Err(Error::Closing),
-        }
-        if !slot.has_buffer() {
-            slot.buffer = self.pool.take(parts.free).ok_or(Error::NoBuffer)?;
-        }
+        let admit = |reader| match reader {
+            Reader::Closed | Reader::Draining => Err(RelayError::ReadClosed),
+            Reader::Open { queued } if queued > 0 => Err(RelayError::Queued),
+            Reader::Open { .. } => Ok(()),
+            Reader::Closing => Err(RelayError::Closing),
+        };
+        open_read(
+            &mut self.pool,
+            parts.free,
+            slot,
+            serving,
+            admit,
+            RelayError::NoBuffer,
+        )?;
         let lent = buffer_run(parts.bytes, slot.buffer, q, 0..q);
         debug_assert!(!lent.is_empty(), "the pool's bytes were checked");
         let (relayed, result) = f(lent);
@@ -548,12 +581,12 @@ impl<S: Storage> Server<S> {
         now: Instant,
         id: ConnId,
         f: impl FnOnce(&[u8]) -> (usize, R),
-    ) -> Result<R, Error> {
+    ) -> Result<R, SendError> {
         let q = self.queue_size as usize;
         let parts = self.storage.parts();
         let slot = lookup_mut(parts.slots, self.opened, id)?;
         if !matches!(slot.state, State::Open | State::Draining) {
-            return Err(Error::Closing);
+            return Err(SendError::Closing);
         }
         let run = queue::queued_run(slot.head as usize, slot.len as usize, q);
         let lent = if slot.has_buffer() {
@@ -588,11 +621,11 @@ impl<S: Storage> Server<S> {
     /// connection closes with [`CloseReason::PeerClosed`], at once if nothing is queued;
     /// a draining connection closes with [`CloseReason::Shutdown`]. `Err(ReadClosed)` for
     /// a second EOF.
-    pub fn on_eof(&mut self, now: Instant, id: ConnId) -> Result<(), Error> {
+    pub fn on_eof(&mut self, now: Instant, id: ConnId) -> Result<(), EofError> {
         let slots = self.storage.parts().slots;
         let slot = lookup_mut(slots, self.opened, id)?;
         match slot.state {
-            State::Open if slot.eof => Err(Error::ReadClosed),
+            State::Open if slot.eof => Err(EofError::ReadClosed),
             State::Open => {
                 slot.eof = true;
                 let drained = slot.len == 0;
@@ -606,25 +639,25 @@ impl<S: Storage> Server<S> {
                 self.start_closing(id.index, CloseReason::Shutdown);
                 Ok(())
             }
-            _ => Err(Error::Closing),
+            _ => Err(EofError::Closing),
         }
     }
 
     /// The socket failed: the connection closes at once, its queue is discarded.
-    pub fn on_error(&mut self, id: ConnId, kind: ErrorKind) -> Result<(), Error> {
+    pub fn on_error(&mut self, id: ConnId, kind: ErrorKind) -> Result<(), ErrorReportError> {
         let slots = self.storage.parts().slots;
         match lookup_mut(slots, self.opened, id)?.state {
             State::Open | State::Draining => {
                 self.start_closing(id.index, CloseReason::Error(kind));
                 Ok(())
             }
-            _ => Err(Error::Closing),
+            _ => Err(ErrorReportError::Closing),
         }
     }
 
     /// Time has passed: close idle connections, and at the end of the shutdown grace
     /// period every connection still open or draining.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn on_timeout(&mut self, now: Instant) {
         if let Some(timeout) = self.config.idle_timeout {
             while let Some(i) = self.live.front() {
                 let slots = self.storage.parts_ref().slots;
@@ -847,23 +880,68 @@ fn buffer_run(bytes: &mut [u8], k: u16, q: usize, run: Range<usize>) -> &mut [u8
         .unwrap_or_default()
 }
 
-/// The slot of an id that holds one (open, draining or closing).
-fn lookup(slots: &[ConnSlot], opened: u16, id: ConnId) -> Result<&ConnSlot, Error> {
-    match slots.get(id.index()) {
-        Some(s) if id.index < opened && s.generation == id.generation && s.state != State::Free => {
-            Ok(s)
+/// Whether `slot`, at `id`'s index, is the one `id` names: issued, of its generation, and
+/// not yet freed (open, draining or closing).
+fn names(slot: &ConnSlot, opened: u16, id: ConnId) -> bool {
+    id.index < opened && slot.generation == id.generation && slot.state != State::Free
+}
+
+/// The slot of an id that holds one.
+fn lookup(slots: &[ConnSlot], opened: u16, id: ConnId) -> Result<&ConnSlot, UnknownConn> {
+    let slot = slots.get(id.index()).ok_or(UnknownConn)?;
+    names(slot, opened, id).then_some(slot).ok_or(UnknownConn)
+}
+
+/// [`lookup`], to change.
+fn lookup_mut(
+    slots: &mut [ConnSlot],
+    opened: u16,
+    id: ConnId,
+) -> Result<&mut ConnSlot, UnknownConn> {
+    let slot = slots.get_mut(id.index()).ok_or(UnknownConn)?;
+    names(slot, opened, id).then_some(slot).ok_or(UnknownConn)
+}
+
+/// How a connection may read, before any buffer is taken for it.
+#[derive(Clone, Copy)]
+enum Reader {
+    /// Open, but it reads no more: the peer sent EOF, or the server is shutting down.
+    Closed,
+    /// Open and reading, with this many bytes queued.
+    Open { queued: u32 },
+    /// Its write side is shut down: what it reads is discarded.
+    Draining,
+    /// Closing: only its pending action concerns it.
+    Closing,
+}
+
+impl Reader {
+    fn of(slot: &ConnSlot, serving: bool) -> Self {
+        match slot.state {
+            State::Open if slot.eof || !serving => Reader::Closed,
+            State::Open => Reader::Open { queued: slot.len },
+            State::Draining => Reader::Draining,
+            _ => Reader::Closing,
         }
-        _ => Err(Error::UnknownConn),
     }
 }
 
-fn lookup_mut(slots: &mut [ConnSlot], opened: u16, id: ConnId) -> Result<&mut ConnSlot, Error> {
-    match slots.get_mut(id.index()) {
-        Some(s) if id.index < opened && s.generation == id.generation && s.state != State::Free => {
-            Ok(s)
-        }
-        _ => Err(Error::UnknownConn),
+/// The opening the lending reads ([`Server::recv_with`], [`Server::relay_with`]) share:
+/// `admit` decides from how the connection may read whether it reads (its answer is passed
+/// through), and then the slot gets a pool buffer if it holds none, or `no_buffer`.
+fn open_read<T, E>(
+    pool: &mut Pool,
+    free: &mut [u16],
+    slot: &mut ConnSlot,
+    serving: bool,
+    admit: impl FnOnce(Reader) -> Result<T, E>,
+    no_buffer: E,
+) -> Result<T, E> {
+    let admitted = admit(Reader::of(slot, serving))?;
+    if !slot.has_buffer() {
+        slot.buffer = pool.take(free).ok_or(no_buffer)?;
     }
+    Ok(admitted)
 }
 
 /// What decides a connection's interest besides its own slot.

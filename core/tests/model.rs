@@ -41,9 +41,8 @@ fn sizes() -> impl Strategy<Value = Sizes> {
 }
 
 fn config() -> impl Strategy<Value = Config> {
-    prop::option::of(1..200u64).prop_map(|idle| Config {
-        idle_timeout: idle.map(Duration::from_millis),
-    })
+    prop::option::of(1..200u64)
+        .prop_map(|idle| Config::new().with_idle_timeout(idle.map(Duration::from_millis)))
 }
 
 /// Events per sequence, at most.

@@ -31,9 +31,7 @@ fn next(bytes: &mut impl Iterator<Item = u8>) -> usize {
 /// The first byte: an idle timeout (0 = none).
 fn config(bytes: &mut impl Iterator<Item = u8>) -> Config {
     let idle = next(bytes) as u64;
-    Config {
-        idle_timeout: (idle > 0).then(|| Duration::from_millis(idle)),
-    }
+    Config::new().with_idle_timeout((idle > 0).then(|| Duration::from_millis(idle)))
 }
 
 /// The next three: 1 to 8 connections, 1 buffer to one each, queues of 1 to 32 bytes.

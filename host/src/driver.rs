@@ -17,9 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant as StdInstant};
 
 use echoloop_core::udp::{Budget, UdpConfig};
-use echoloop_core::{
-    Action, CloseReason, ConnId, Error as CoreError, ErrorKind, Instant, Interest, Server,
-};
+use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant, Interest, RecvError, Server};
 use log::{debug, error, info, warn};
 
 use crate::batch::Batching;
@@ -394,7 +392,7 @@ impl<N: Net> Driver<N> {
             self.accept_ready(now);
             self.serve_udp(now);
             self.serve_ready(now);
-            self.core.handle_timeout(now);
+            self.core.on_timeout(now);
             self.reclaim();
         }
     }
@@ -1011,7 +1009,7 @@ fn core_config(options: &Options) -> echoloop_core::Config {
     let idle_timeout = options.idle_timeout.map(|d| {
         echoloop_core::Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
     });
-    echoloop_core::Config { idle_timeout }
+    echoloop_core::Config::new().with_idle_timeout(idle_timeout)
 }
 
 /// Orders a round's turns, (turns served since, descriptor), the one served longest ago
@@ -1089,7 +1087,8 @@ impl<N: Net> Turn<'_, N> {
                     }
                 }
                 Ok(Err(e)) => return self.fail(e),
-                Err(_) => return,
+                // Closing: its action says the rest.
+                Err(e) => return debug_assert!(!e.is_driver_bug(), "send_with: {e}"),
             }
         }
     }
@@ -1125,13 +1124,13 @@ impl<N: Net> Turn<'_, N> {
                 }
                 Ok(Err(e)) => return self.fail(e),
                 // Full queue, no free buffer, or closing: the core's interest says when.
-                Err(_) => return,
+                Err(e) => return debug_assert!(!e.is_driver_bug(), "recv_with: {e}"),
             }
         }
     }
 
     /// One `recv` into the core's queue.
-    fn recv_once(&mut self) -> Result<io::Result<Got>, CoreError> {
+    fn recv_once(&mut self) -> Result<io::Result<Got>, RecvError> {
         let (net, fd) = (&mut *self.net, self.fd);
         self.core
             .recv_with(self.now, self.id, |buf| match net.recv(fd, buf) {

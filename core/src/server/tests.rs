@@ -83,7 +83,7 @@ fn accept_echo_and_half_close_in_one_close() {
         [Action::Close(id, CloseReason::PeerClosed)],
         "one action: a close after EOF sends the FIN"
     );
-    assert_eq!(s.interest(id), Err(Error::UnknownConn));
+    assert_eq!(s.interest(id), Err(UnknownConn));
     let st = s.stats();
     assert_eq!((st.accepted, st.bytes_in, st.bytes_out), (1, 6, 6));
     assert_eq!(st.closed.peer_closed, 1);
@@ -96,7 +96,7 @@ fn full_queue_stops_reading_until_written() {
     recv(&mut s, at(0), id, b"12345678");
     assert_eq!(s.interest(id), Ok(WRITE));
     let refused = s.recv_with(at(0), id, |_| -> (usize, ()) { unreachable!() });
-    assert_eq!(refused, Err(Error::QueueFull));
+    assert_eq!(refused, Err(RecvError::QueueFull));
     assert_eq!(s.stats().peak_queue, 8);
     s.send_with(at(0), id, |b| (b.len().min(3), ())).unwrap();
     let lent = s.recv_with(at(0), id, |b| (0, b.len())).unwrap();
@@ -156,7 +156,7 @@ fn a_relay_counts_what_went_through_and_queues_what_stayed() {
     let refused = s.relay_with(at(50), id, |_| -> (Relayed, ()) { unreachable!() });
     assert_eq!(
         refused,
-        Err(Error::Queued),
+        Err(RelayError::Queued),
         "new bytes may not overtake kept ones"
     );
     recv(&mut s, at(50), id, b"12");
@@ -174,7 +174,7 @@ fn a_relay_counts_what_went_through_and_queues_what_stayed() {
     })
     .unwrap();
     assert_eq!(s.free_buffers(), 4, "nothing kept: the buffer goes back");
-    s.handle_timeout(at(200));
+    s.on_timeout(at(200));
     assert_eq!(actions(&mut s), [], "active at 120 ms, not idle at 200");
     assert_eq!(s.stats().bytes_out, 30);
 }
@@ -189,7 +189,7 @@ fn a_relay_is_refused_after_eof_and_while_draining() {
     assert_eq!(actions(&mut s), [Action::ShutdownWrite(b)], "b drains");
     for id in [a, b] {
         let refused = s.relay_with(at(2), id, |_| -> (Relayed, ()) { unreachable!() });
-        assert_eq!(refused, Err(Error::ReadClosed));
+        assert_eq!(refused, Err(RelayError::ReadClosed));
     }
 }
 
@@ -207,7 +207,7 @@ fn without_a_free_buffer_a_connection_has_no_read_interest() {
     );
     assert_eq!(s.interest(ids[2]), Ok(Interest::NONE));
     let refused = s.recv_with(at(0), ids[2], |_| -> (usize, ()) { unreachable!() });
-    assert_eq!(refused, Err(Error::NoBuffer));
+    assert_eq!(refused, Err(RecvError::NoBuffer));
     assert!(s.listener_interest(), "slots are not buffers");
     send(&mut s, at(1), ids[1], 8);
     assert_eq!(s.interest(ids[1]), Ok(READ));
@@ -234,7 +234,7 @@ fn a_peer_that_never_reads_holds_its_buffer_only_until_the_idle_timeout() {
         assert_eq!(send(&mut s, at(t), id, 3), msg, "served meanwhile");
     }
     assert_eq!(s.free_buffers(), 1);
-    s.handle_timeout(at(100));
+    s.on_timeout(at(100));
     assert_eq!(
         actions(&mut s),
         [Action::Close(stuck, CloseReason::IdleTimeout)]
@@ -248,7 +248,7 @@ fn table_full_refuses_and_listener_loses_interest() {
     let mut s = new(Config::new());
     let ids: Vec<ConnId> = (0..4).map(|_| s.on_accepted(at(0)).unwrap()).collect();
     assert!(!s.listener_interest());
-    assert_eq!(s.on_accepted(at(0)), Err(Error::Full));
+    assert_eq!(s.on_accepted(at(0)), Err(AcceptError::Full));
     assert_eq!(s.stats().refused, 1);
     s.on_error(ids[1], ErrorKind::Reset).unwrap();
     assert!(
@@ -300,10 +300,10 @@ fn slots_the_storage_started_with_are_never_trusted() {
     let mut bytes = [0u8; 8];
     let storage = SliceStorage::new(&mut slots, &mut free, &mut bytes, 8).unwrap();
     let mut s = Server::new(Config::new(), storage).unwrap();
-    assert_eq!(s.interest(ids[2]), Err(Error::UnknownConn));
+    assert_eq!(s.interest(ids[2]), Err(UnknownConn));
     let fresh = s.on_accepted(at(0)).unwrap();
     assert_eq!(fresh.index(), 0);
-    assert_eq!(s.interest(ids[1]), Err(Error::UnknownConn));
+    assert_eq!(s.interest(ids[1]), Err(UnknownConn));
     assert_eq!(s.conns().count(), 1);
 }
 
@@ -373,7 +373,11 @@ fn a_growing_table_grows_only_when_every_slot_is_in_use() {
     );
     let d = s.on_accepted(now).unwrap();
     assert_eq!((d.index(), s.storage().slots.len()), (2, 3));
-    assert_eq!(s.on_accepted(now), Err(Error::Full), "capacity reached");
+    assert_eq!(
+        s.on_accepted(now),
+        Err(AcceptError::Full),
+        "capacity reached"
+    );
     assert_eq!(s.storage().grown, 3, "a full table is not asked to grow");
     for id in [b, c, d] {
         recv(&mut s, now, id, b"ok");
@@ -393,7 +397,7 @@ fn a_table_that_cannot_grow_refuses_the_connection() {
     let mut s = Server::new(Config::new(), storage).unwrap();
     s.storage_mut().conns = 1; // the storage changed its mind: it grows no further
     assert!(s.on_accepted(at(0)).is_ok());
-    assert_eq!(s.on_accepted(at(0)), Err(Error::Full));
+    assert_eq!(s.on_accepted(at(0)), Err(AcceptError::Full));
     assert_eq!(s.conn_count(), 1);
 }
 
@@ -408,21 +412,24 @@ fn stale_ids_are_rejected_everywhere() {
         s.on_accepted(at(0)).unwrap();
     }
     let never = |_: &mut [u8]| -> (usize, ()) { unreachable!() };
-    assert_eq!(s.interest(old), Err(Error::UnknownConn));
-    assert_eq!(s.recv_with(at(0), old, never), Err(Error::UnknownConn));
+    assert_eq!(s.interest(old), Err(UnknownConn));
+    assert_eq!(s.recv_with(at(0), old, never), Err(RecvError::UnknownConn));
     assert_eq!(
         s.send_with(at(0), old, |_| -> (usize, ()) { unreachable!() }),
-        Err(Error::UnknownConn)
+        Err(SendError::UnknownConn)
     );
-    assert_eq!(s.on_eof(at(0), old), Err(Error::UnknownConn));
-    assert_eq!(s.on_error(old, ErrorKind::Reset), Err(Error::UnknownConn));
-    assert_eq!(s.queued(old), Err(Error::UnknownConn));
+    assert_eq!(s.on_eof(at(0), old), Err(EofError::UnknownConn));
+    assert_eq!(
+        s.on_error(old, ErrorKind::Reset),
+        Err(ErrorReportError::UnknownConn)
+    );
+    assert_eq!(s.queued(old), Err(UnknownConn));
     let forged = ConnId {
         index: 200,
         generation: 0,
     };
-    assert_eq!(s.interest(forged), Err(Error::UnknownConn));
-    assert_eq!(s.on_eof(at(0), forged), Err(Error::UnknownConn));
+    assert_eq!(s.interest(forged), Err(UnknownConn));
+    assert_eq!(s.on_eof(at(0), forged), Err(EofError::UnknownConn));
 }
 
 #[test]
@@ -452,16 +459,19 @@ fn reads_after_eof_and_calls_on_closing_conns_are_errors() {
     recv(&mut s, at(0), id, b"x");
     s.on_eof(at(0), id).unwrap();
     let never = |_: &mut [u8]| -> (usize, ()) { unreachable!() };
-    assert_eq!(s.recv_with(at(0), id, never), Err(Error::ReadClosed));
-    assert_eq!(s.on_eof(at(0), id), Err(Error::ReadClosed));
+    assert_eq!(s.recv_with(at(0), id, never), Err(RecvError::ReadClosed));
+    assert_eq!(s.on_eof(at(0), id), Err(EofError::ReadClosed));
     s.on_error(id, ErrorKind::Other).unwrap();
     assert_eq!(s.interest(id), Ok(Interest::NONE));
     assert_eq!(
         s.send_with(at(0), id, |_| -> (usize, ()) { unreachable!() }),
-        Err(Error::Closing)
+        Err(SendError::Closing)
     );
-    assert_eq!(s.on_eof(at(0), id), Err(Error::Closing));
-    assert_eq!(s.on_error(id, ErrorKind::Other), Err(Error::Closing));
+    assert_eq!(s.on_eof(at(0), id), Err(EofError::Closing));
+    assert_eq!(
+        s.on_error(id, ErrorKind::Other),
+        Err(ErrorReportError::Closing)
+    );
     assert_eq!(
         s.conns().count(),
         0,
@@ -509,17 +519,17 @@ fn idle_connections_time_out_and_active_ones_do_not() {
     assert_eq!(s.poll_timeout(), Some(at(100)));
     recv(&mut s, at(90), busy, b"hi");
     send(&mut s, at(95), busy, 8);
-    s.handle_timeout(at(99));
+    s.on_timeout(at(99));
     assert_eq!(actions(&mut s), []);
-    s.handle_timeout(at(100));
+    s.on_timeout(at(100));
     assert_eq!(
         actions(&mut s),
         [Action::Close(idle, CloseReason::IdleTimeout)]
     );
     assert_eq!(s.poll_timeout(), Some(at(195)));
-    s.handle_timeout(at(194));
+    s.on_timeout(at(194));
     assert!(s.interest(busy).is_ok());
-    s.handle_timeout(at(500));
+    s.on_timeout(at(500));
     assert_eq!(
         actions(&mut s),
         [Action::Close(busy, CloseReason::IdleTimeout)]
@@ -536,7 +546,7 @@ fn a_clock_stepping_back_never_reorders_deadlines() {
     let a = s.on_accepted(at(100)).unwrap();
     let b = s.on_accepted(at(50)).unwrap(); // the clock went back
     assert_eq!(s.poll_timeout(), Some(at(110)));
-    s.handle_timeout(at(110));
+    s.on_timeout(at(110));
     assert_eq!(
         actions(&mut s),
         [
@@ -554,10 +564,10 @@ fn shutdown_delivers_then_drains_until_the_peers_eof() {
     recv(&mut s, at(0), busy, b"queued");
     s.shutdown(at(1), Duration::from_millis(1000));
     assert!(!s.listener_interest());
-    assert_eq!(s.on_accepted(at(1)), Err(Error::ShuttingDown));
+    assert_eq!(s.on_accepted(at(1)), Err(AcceptError::ShuttingDown));
     assert_eq!(s.interest(busy), Ok(WRITE));
     let never = |_: &mut [u8]| -> (usize, ()) { unreachable!() };
-    assert_eq!(s.recv_with(at(1), busy, never), Err(Error::ReadClosed));
+    assert_eq!(s.recv_with(at(1), busy, never), Err(RecvError::ReadClosed));
     assert_eq!(actions(&mut s), [Action::ShutdownWrite(empty)]);
     // Draining: reads, and discards what arrives.
     assert_eq!(s.interest(empty), Ok(READ));
@@ -576,7 +586,7 @@ fn shutdown_delivers_then_drains_until_the_peers_eof() {
     assert_eq!(send(&mut s, at(4), busy, 2), b"queued");
     assert_eq!(actions(&mut s), [Action::ShutdownWrite(busy)]);
     // The peer never sends its EOF: the deadline closes it, still gracefully.
-    s.handle_timeout(at(1001));
+    s.on_timeout(at(1001));
     assert_eq!(
         actions(&mut s),
         [Action::Close(busy, CloseReason::Shutdown)]
@@ -620,12 +630,12 @@ fn a_draining_connection_closes_on_failure_or_deadline_not_idleness() {
         Some(at(1000)),
         "no idle deadline while draining"
     );
-    s.handle_timeout(at(999));
+    s.on_timeout(at(999));
     assert_eq!(
         actions(&mut s),
         [Action::Close(a, CloseReason::Error(ErrorKind::Reset))]
     );
-    s.handle_timeout(at(1000));
+    s.on_timeout(at(1000));
     assert_eq!(actions(&mut s), [Action::Close(b, CloseReason::Shutdown)]);
     assert!(s.is_shut_down());
 }
@@ -637,9 +647,9 @@ fn shutdown_grace_period_ends_in_an_abortive_close() {
     recv(&mut s, at(0), stuck, b"unsent");
     s.shutdown(at(0), Duration::from_millis(20));
     s.shutdown(at(5), Duration::from_millis(9999)); // a second call changes nothing
-    s.handle_timeout(at(19));
+    s.on_timeout(at(19));
     assert_eq!(actions(&mut s), []);
-    s.handle_timeout(at(20));
+    s.on_timeout(at(20));
     assert_eq!(
         actions(&mut s),
         [Action::Close(stuck, CloseReason::ShutdownTimeout)]
@@ -652,7 +662,7 @@ fn the_deadline_closes_a_connection_whose_shutdown_write_was_not_polled() {
     let mut s = new(Config::new());
     let id = s.on_accepted(at(0)).unwrap();
     s.shutdown(at(0), Duration::from_millis(10));
-    s.handle_timeout(at(10));
+    s.on_timeout(at(10));
     assert_eq!(actions(&mut s), [Action::Close(id, CloseReason::Shutdown)]);
     assert!(s.is_shut_down());
 }
@@ -674,7 +684,7 @@ fn abort_closes_everything_at_once() {
     );
     assert_eq!(s.poll_action(), Some(Action::ShutdownWrite(open)));
     s.abort();
-    assert_eq!(s.on_accepted(at(1)), Err(Error::ShuttingDown));
+    assert_eq!(s.on_accepted(at(1)), Err(AcceptError::ShuttingDown));
     assert!(!s.listener_interest());
     let mut got = actions(&mut s);
     got.sort_by_key(|a| match a {

@@ -13,8 +13,9 @@
 use std::collections::VecDeque;
 
 use echoloop_core::{
-    Action, CloseReason, Config, ConnId, ConnSlot, Duration, Error, ErrorKind, Instant, Interest,
-    Parts, PartsRef, Relayed, Server, Storage,
+    AcceptError, Action, CloseReason, Config, ConnId, ConnSlot, Duration, EofError, ErrorKind,
+    ErrorReportError, Instant, Interest, Parts, PartsRef, RecvError, RelayError, Relayed,
+    SendError, Server, Storage, UnknownConn,
 };
 
 /// The storage of the server under test: three vectors, as a host would hold them.
@@ -316,10 +317,10 @@ impl Model {
     fn accept(&mut self) {
         let got = self.server.on_accepted(self.now);
         if self.mode != Mode::Serving {
-            assert_eq!(got, Err(Error::ShuttingDown));
+            assert_eq!(got, Err(AcceptError::ShuttingDown));
             self.refused += 1;
         } else if self.held() >= self.sizes.conns {
-            assert_eq!(got, Err(Error::Full));
+            assert_eq!(got, Err(AcceptError::Full));
             self.refused += 1;
         } else {
             let id = got.expect("a free slot");
@@ -344,16 +345,16 @@ impl Model {
     }
 
     /// What `recv_with` must refuse on conn `i`, if anything.
-    fn read_refusal(&self, i: usize) -> Option<Error> {
+    fn read_refusal(&self, i: usize) -> Option<RecvError> {
         let c = &self.conns[i];
         let no_buffer = c.queue.is_empty() && self.free_buffers() == 0;
         match c.phase {
-            Phase::Closed(_) => Some(Error::UnknownConn),
-            Phase::Open if c.eof || self.mode != Mode::Serving => Some(Error::ReadClosed),
-            Phase::Open if c.queue.len() >= self.sizes.queue => Some(Error::QueueFull),
-            Phase::Open | Phase::Draining if no_buffer => Some(Error::NoBuffer),
+            Phase::Closed(_) => Some(RecvError::UnknownConn),
+            Phase::Open if c.eof || self.mode != Mode::Serving => Some(RecvError::ReadClosed),
+            Phase::Open if c.queue.len() >= self.sizes.queue => Some(RecvError::QueueFull),
+            Phase::Open | Phase::Draining if no_buffer => Some(RecvError::NoBuffer),
             Phase::Open | Phase::Draining => None,
-            _ => Some(Error::Closing),
+            _ => Some(RecvError::Closing),
         }
     }
 
@@ -382,7 +383,10 @@ impl Model {
             (Ok(k), None) => k,
             (Err(e), Some(r)) => {
                 assert_eq!(e, r);
-                assert!(!want.read || e == Error::Closing, "{e} on a readable conn");
+                assert!(
+                    !want.read || e == RecvError::Closing,
+                    "{e} on a readable conn"
+                );
                 return;
             }
             (got, refusal) => panic!("recv_with gave {got:?}, the model expects {refusal:?}"),
@@ -403,16 +407,16 @@ impl Model {
     }
 
     /// What `relay_with` must refuse on conn `i`, if anything.
-    fn relay_refusal(&self, i: usize) -> Option<Error> {
+    fn relay_refusal(&self, i: usize) -> Option<RelayError> {
         let c = &self.conns[i];
         match c.phase {
-            Phase::Closed(_) => Some(Error::UnknownConn),
-            Phase::Open if c.eof || self.mode != Mode::Serving => Some(Error::ReadClosed),
-            Phase::Open if !c.queue.is_empty() => Some(Error::Queued),
-            Phase::Open if self.free_buffers() == 0 => Some(Error::NoBuffer),
+            Phase::Closed(_) => Some(RelayError::UnknownConn),
+            Phase::Open if c.eof || self.mode != Mode::Serving => Some(RelayError::ReadClosed),
+            Phase::Open if !c.queue.is_empty() => Some(RelayError::Queued),
+            Phase::Open if self.free_buffers() == 0 => Some(RelayError::NoBuffer),
             Phase::Open => None,
-            Phase::Draining => Some(Error::ReadClosed),
-            _ => Some(Error::Closing),
+            Phase::Draining => Some(RelayError::ReadClosed),
+            _ => Some(RelayError::Closing),
         }
     }
 
@@ -464,7 +468,7 @@ impl Model {
         });
         let sent = match (got, self.conns[i].phase) {
             (Ok(sent), Phase::Open | Phase::Draining) => sent,
-            (Err(e), Phase::Closed(_)) => return assert_eq!(e, Error::UnknownConn),
+            (Err(e), Phase::Closed(_)) => return assert_eq!(e, SendError::UnknownConn),
             (got, phase) => panic!("send_with gave {got:?} in {phase:?}"),
         };
         let k = sent.len();
@@ -487,7 +491,7 @@ impl Model {
         let id = self.conns[i].id;
         let got = self.server.on_eof(self.now, id);
         match self.conns[i].phase {
-            Phase::Open if self.conns[i].eof => assert_eq!(got, Err(Error::ReadClosed)),
+            Phase::Open if self.conns[i].eof => assert_eq!(got, Err(EofError::ReadClosed)),
             Phase::Open => {
                 got.expect("EOF on an open conn");
                 self.conns[i].eof = true;
@@ -500,7 +504,7 @@ impl Model {
                 got.expect("EOF on a draining conn");
                 self.start_closing(i, CloseReason::Shutdown);
             }
-            Phase::Closed(_) => assert_eq!(got, Err(Error::UnknownConn)),
+            Phase::Closed(_) => assert_eq!(got, Err(EofError::UnknownConn)),
             phase => panic!("{phase:?} between ops"),
         }
     }
@@ -512,15 +516,15 @@ impl Model {
                 got.expect("an error on a live conn");
                 self.start_closing(i, CloseReason::Error(kind));
             }
-            Phase::Closed(_) => assert_eq!(got, Err(Error::UnknownConn)),
+            Phase::Closed(_) => assert_eq!(got, Err(ErrorReportError::UnknownConn)),
             phase => panic!("{phase:?} between ops"),
         }
     }
 
     fn advance(&mut self, ms: u64) {
         self.now = self.now.saturating_add(Duration::from_millis(ms));
-        self.server.handle_timeout(self.now);
-        if let Some(idle) = self.cfg.idle_timeout {
+        self.server.on_timeout(self.now);
+        if let Some(idle) = self.cfg.idle_timeout() {
             for i in self.live_in_order() {
                 // Draining conns wait for their EOF or the shutdown deadline only.
                 if self.conns[i].phase == Phase::Open
@@ -597,7 +601,7 @@ impl Model {
                     assert_eq!(self.server.queued(c.id), Ok(c.queue.len()));
                     assert!(c.queue.len() <= self.sizes.queue);
                 }
-                Phase::Closed(_) => assert_eq!(self.server.interest(c.id), Err(Error::UnknownConn)),
+                Phase::Closed(_) => assert_eq!(self.server.interest(c.id), Err(UnknownConn)),
                 phase => panic!("{phase:?} after the actions were drained"),
             }
         }
@@ -657,7 +661,7 @@ impl Model {
     fn expected_poll_timeout(&self) -> Option<Instant> {
         let live = self.live_in_order();
         let oldest_open = live.iter().find(|&&i| self.conns[i].phase == Phase::Open);
-        let idle = match (oldest_open, self.cfg.idle_timeout) {
+        let idle = match (oldest_open, self.cfg.idle_timeout()) {
             (Some(&i), Some(t)) => Some(self.conns[i].last_active.saturating_add(t)),
             _ => None,
         };

@@ -53,9 +53,8 @@ const DEADLINE_MS: i64 = 60_000;
 /// And after this many rounds, in case the clock stops advancing.
 const MAX_ROUNDS: u32 = 1_000_000;
 
-const CORE_CONFIG: CoreConfig = CoreConfig {
-    idle_timeout: Some(CoreDuration::from_secs(10)),
-};
+const CORE_CONFIG: CoreConfig =
+    CoreConfig::new().with_idle_timeout(Some(CoreDuration::from_secs(10)));
 
 type EchoServer = Server<StaticStorage<CONNS, BUFFERS, QUEUE>>;
 /// A socket's receive and send buffers.

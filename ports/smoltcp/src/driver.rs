@@ -1,6 +1,9 @@
 //! The driver: a pool of smoltcp TCP sockets serving the core's connections.
 
-use echoloop_core::{Action, ConnId, Duration, Error, ErrorKind, Instant, Server, Storage};
+use echoloop_core::{Action, ConnId, Duration, ErrorKind, Instant, Server, Storage};
+use echoloop_core::{
+    EofError, ErrorReportError, RecvError as CoreRecvError, SendError, UnknownConn,
+};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, RecvError, State};
 use smoltcp::socket::AnySocket;
@@ -132,7 +135,7 @@ impl<const SOCKETS: usize> Driver<SOCKETS> {
         let mut polled = Polled::default();
         self.accept(now, server, sockets, &mut polled);
         self.serve(now, server, sockets, &mut polled);
-        server.handle_timeout(now);
+        server.on_timeout(now);
         self.carry_out(server, sockets, &mut polled);
         self.listen(server, sockets);
         polled
@@ -244,7 +247,9 @@ impl<const SOCKETS: usize> Driver<SOCKETS> {
             // A core error means the connection is closing: its actions say the rest.
             let _ = match tcp_socket(sockets, entry.handle) {
                 Some(socket) => serve_conn(now, server, id, socket, polled),
-                None => server.on_error(id, ErrorKind::HangUp),
+                None => server
+                    .on_error(id, ErrorKind::HangUp)
+                    .map_err(Refused::from),
             };
         }
     }
@@ -320,6 +325,31 @@ impl<const SOCKETS: usize> Driver<SOCKETS> {
     }
 }
 
+/// The core refused a call on a connection: it is closing, or the id is stale. Either way
+/// its actions say the rest, so the driver moves on to the next connection.
+struct Refused;
+
+/// `From` each core error a connection's service can meet, for `?`.
+macro_rules! refused_from {
+    ($($error:ty),*) => {
+        $(
+            impl From<$error> for Refused {
+                fn from(_: $error) -> Self {
+                    Refused
+                }
+            }
+        )*
+    };
+}
+
+refused_from!(
+    UnknownConn,
+    CoreRecvError,
+    SendError,
+    EofError,
+    ErrorReportError
+);
+
 /// Serves one connection: checks the socket is still connected, then sends and receives
 /// until nothing moves or the round budget is spent.
 fn serve_conn<S: Storage>(
@@ -328,7 +358,7 @@ fn serve_conn<S: Storage>(
     id: ConnId,
     socket: &mut tcp::Socket<'_>,
     polled: &mut Polled,
-) -> Result<(), Error> {
+) -> Result<(), Refused> {
     match socket.state() {
         // CloseWait: the peer's FIN arrived; its data may still be in the socket. FinWait:
         // the core shut down the write side and drains what the peer still sends.
@@ -339,9 +369,9 @@ fn serve_conn<S: Storage>(
         | State::Closing
         | State::TimeWait => {}
         // smoltcp goes to Closed on a RST (and on its own timeouts, which look the same).
-        State::Closed => return server.on_error(id, ErrorKind::Reset),
+        State::Closed => return Ok(server.on_error(id, ErrorKind::Reset)?),
         // We only close a socket after the core's Close, so anything else is a surprise.
-        _ => return server.on_error(id, ErrorKind::HangUp),
+        _ => return Ok(server.on_error(id, ErrorKind::HangUp)?),
     }
     for _ in 0..ROUNDS {
         let sent = send(now, server, id, socket)?;
@@ -361,7 +391,7 @@ fn send<S: Storage>(
     server: &mut Server<S>,
     id: ConnId,
     socket: &mut tcp::Socket<'_>,
-) -> Result<usize, Error> {
+) -> Result<usize, Refused> {
     if !server.interest(id)?.write || !socket.can_send() {
         return Ok(0);
     }
@@ -371,7 +401,7 @@ fn send<S: Storage>(
     })? {
         Ok(n) => Ok(n),
         // can_send() vouched for the state, so the connection is gone.
-        Err(_) => server.on_error(id, ErrorKind::Other).map(|()| 0),
+        Err(_) => Ok(server.on_error(id, ErrorKind::Other).map(|()| 0)?),
     }
 }
 
@@ -383,7 +413,7 @@ fn receive<S: Storage>(
     server: &mut Server<S>,
     id: ConnId,
     socket: &mut tcp::Socket<'_>,
-) -> Result<usize, Error> {
+) -> Result<usize, Refused> {
     if !server.interest(id)?.read {
         return Ok(0);
     }
@@ -394,8 +424,8 @@ fn receive<S: Storage>(
         // 0 means "nothing yet" in smoltcp, and a commit of 0 is only that to the core.
         Ok(n) => Ok(n),
         // smoltcp says Finished only once the FIN arrived and every byte was received.
-        Err(RecvError::Finished) => server.on_eof(now, id).map(|()| 0),
-        Err(RecvError::InvalidState) => server.on_error(id, ErrorKind::HangUp).map(|()| 0),
+        Err(RecvError::Finished) => Ok(server.on_eof(now, id).map(|()| 0)?),
+        Err(RecvError::InvalidState) => Ok(server.on_error(id, ErrorKind::HangUp).map(|()| 0)?),
     }
 }
 

@@ -199,9 +199,7 @@ fn a_full_table_listens_no_more_until_a_slot_frees() {
 
 #[test]
 fn idle_connections_are_aborted() {
-    let config = CoreConfig {
-        idle_timeout: Some(CoreDuration::from_secs(2)),
-    };
+    let config = CoreConfig::new().with_idle_timeout(Some(CoreDuration::from_secs(2)));
     let mut net = Net::<Loopback, 1, 1, 64>::new(config);
     let mut client = net.connect(b"x");
     net.run(&mut [&mut client], 1_000, |_, c| c[0].echoed == b"x");

@@ -19,7 +19,7 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use echoloop_core::io::{self, PumpError};
 use echoloop_core::{
-    footprint, Action, CloseReason, Config, ConnId, ConnSlot, Duration, Error, ErrorKind, Instant,
+    footprint, Action, CloseReason, Config, ConnId, ConnSlot, Duration, ErrorKind, Instant,
     Interest, Relayed, Server, SliceStorage, StaticStorage, Stats, Storage,
 };
 use panic_never as _;
@@ -56,12 +56,10 @@ fn now(ms: u64) -> Instant {
 /// Every event, query and action of [`Server`], through accept, echo, EOF, errors, idle
 /// timeout, the pool running dry, reclaiming and shutdown.
 fn server_lifecycle() -> bool {
-    let config = Config {
-        idle_timeout: Some(Duration::from_millis(black_box(500))),
-    };
+    let config = Config::new().with_idle_timeout(Some(Duration::from_millis(black_box(500))));
     let mut server = Echo::new_static(black_box(config));
     let _ = Config::default();
-    let mut ok = server.config().idle_timeout.is_some()
+    let mut ok = server.config().idle_timeout().is_some()
         && server.capacity() == CONNS
         && server.buffers() == 2
         && server.queue_size() == QUEUE;
@@ -117,21 +115,21 @@ fn server_lifecycle() -> bool {
         ok &= range.end <= 2 * QUEUE;
     }
     ok &= server.poll_timeout().is_some();
-    server.handle_timeout(now(black_box(10_000)));
+    server.on_timeout(now(black_box(10_000)));
     while server.poll_action().is_some() {
         actions += 1;
     }
     let stale = ids.iter().flatten().next().copied();
     if let Some(id) = stale {
-        ok &= server.interest(id) == Err(Error::UnknownConn);
+        ok &= server.interest(id) == Err(echoloop_core::UnknownConn);
         ok &= server.on_error(id, ErrorKind::Other).is_err();
         ok &= server.on_eof(now(1), id).is_err();
     }
     let _ = server.on_accepted(now(10_001));
     server.shutdown(now(10_002), Duration::from_secs(black_box(1)));
     server.shutdown(now(10_003), Duration::ZERO);
-    ok &= server.on_accepted(now(10_004)) == Err(Error::ShuttingDown);
-    server.handle_timeout(now(black_box(20_000)));
+    ok &= server.on_accepted(now(10_004)) == Err(echoloop_core::AcceptError::ShuttingDown);
+    server.on_timeout(now(black_box(20_000)));
     while server.poll_action().is_some() {
         actions += 1;
     }
@@ -348,8 +346,8 @@ fn pump() -> bool {
     for round in 0..1000 {
         match io::pump(&mut server, now(round), id, &mut socket) {
             Ok(_) => {}
-            Err(PumpError::Core(_)) => return false,
             Err(PumpError::Io(never)) => match never {},
+            Err(_) => return false,
         }
         let mut closed = false;
         while let Some(action) = server.poll_action() {
@@ -358,7 +356,7 @@ fn pump() -> bool {
         if closed {
             // The id is stale now: the pump must refuse it, not panic.
             let stale = io::pump(&mut server, now(round), id, &mut socket);
-            return matches!(stale, Err(PumpError::Core(Error::UnknownConn)))
+            return matches!(stale, Err(PumpError::UnknownConn))
                 && socket.outbox == 300
                 && server.stats().bytes_out == 300;
         }
@@ -391,7 +389,7 @@ fn formatting() -> bool {
         id,
         server.config(),
         CloseReason::Error(black_box(ErrorKind::TimedOut)),
-        black_box(Error::Queued),
+        black_box(echoloop_core::RelayError::Queued),
         now(5),
         Duration::from_millis(black_box(3)),
         ErrorKind::Other,

@@ -20,9 +20,9 @@ pub const IDLE_TIMEOUT_SECS: u64 = 30;
 type EchoServer = Server<StaticStorage<CONNS, BUFFERS, QUEUE>>;
 
 /// The core, in `.bss` where `size` counts it, taken once at start.
-static SERVER: ConstStaticCell<EchoServer> = ConstStaticCell::new(Server::new_static(CoreConfig {
-    idle_timeout: Some(Duration::from_secs(IDLE_TIMEOUT_SECS)),
-}));
+static SERVER: ConstStaticCell<EchoServer> = ConstStaticCell::new(Server::new_static(
+    CoreConfig::new().with_idle_timeout(Some(Duration::from_secs(IDLE_TIMEOUT_SECS))),
+));
 
 /// The echo server on the application's sockets.
 pub struct Echo {
