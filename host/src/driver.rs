@@ -16,53 +16,29 @@ use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant as StdInstant};
 
-use echoloop_core::udp::{Budget, UdpConfig};
+use echoloop_core::udp::UdpConfig;
 use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant, Interest, RecvError, Server};
 use log::{debug, error, info, warn};
 
 use crate::batch::Batching;
+use crate::config::ServeConfig;
 use crate::fd_set;
 use crate::heat::Heat;
 use crate::net::{Net, Sets, Sys};
 use crate::nofile;
 use crate::per_ip::PerIp;
 use crate::relay::Relay;
-pub use crate::relay::SPLICE_FROM;
 use crate::storage::HeapStorage;
 use crate::sweep::Sweep;
 use crate::sys;
 use crate::trace::{Moved, Names, Trace};
 use crate::udp::{self, UdpReport, UdpSock};
 
-/// The most connections `--max-conns` allows: what the core's 16-bit connection index
-/// can number.
-pub const MAX_CONNS: usize = echoloop_core::MAX_CONNS;
-
-/// The default `--max-conns`, as Redis's `maxclients`.
-pub const DEFAULT_MAX_CONNS: usize = 10_000;
-
-/// The default `--queue-size`: the most bytes held for a peer that does not read. 64 KiB
-/// is what the peers of the comparison benchmark hold and what a streaming echo wants:
-/// one `recv` and one `send` per round move a whole 64 KiB socket buffer's worth.
-pub const DEFAULT_QUEUE: usize = 64 * 1024;
-
-/// The largest `--queue-size`: the core counts queued bytes in a `u32`; 1 GiB is plenty.
-pub const MAX_QUEUE: usize = 1 << 30;
-
 /// The core this driver runs.
 type Core = Server<HeapStorage>;
 
-/// The default `--accepts-per-round`: new connections cannot starve open ones. Chosen by
-/// data (BENCHMARKS.md, "Defaults chosen by data").
-pub const ACCEPTS_PER_ROUND: u32 = 64;
-
 /// `recv` calls per connection per round: a fast sender cannot starve the others.
 const READS_PER_ROUND: usize = 4;
-
-/// The default batching nap (`--batch-wait`): long enough for several more sockets to
-/// become ready under load, short next to the queueing delay such load already has
-/// (p50 350 µs at 50 busy connections). BENCHMARKS.md has 0, 20, 40 and 80 µs side by side.
-pub const BATCH_WAIT: Duration = Duration::from_micros(40);
 
 /// How long a shutdown may take to deliver what is queued.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -76,62 +52,6 @@ const RECLAIM_EVERY: Duration = Duration::from_secs(1);
 /// Free buffers kept warm (resident) when the others are handed back: the last freed are
 /// reused first, so a few serve a whole idle crowd.
 const WARM_BUFFERS: usize = 16;
-
-/// What `echoloop serve` was asked for.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// Addresses to listen on (IPv4 or IPv6; port 0 picks a free port).
-    pub listen: Vec<SocketAddr>,
-    /// At most this many connections at once: 1 to [`MAX_CONNS`].
-    pub max_conns: usize,
-    /// Bytes held for one connection at most: the size of a pool buffer.
-    pub queue_size: usize,
-    /// Buffers in the pool, shared by the connections with bytes waiting: 1 to
-    /// `max_conns` (more would never be used and is lowered to it).
-    pub buffers: usize,
-    /// At most this many connections from one address; `None`: no limit.
-    pub max_conns_per_ip: Option<u32>,
-    /// Close connections idle for this long.
-    pub idle_timeout: Option<Duration>,
-    /// Print each round's sets and events on stderr.
-    pub trace: bool,
-    /// When busy but few sockets are ready, nap this long before the next `select` so
-    /// that one scan serves more of them (see `batch`); zero: never.
-    pub batch_wait: Duration,
-    /// Connections accepted per listener per round, at most (at least 1).
-    pub accepts_per_round: u32,
-    /// Relay a connection's bytes with `splice(2)` while its reads bring at least this
-    /// many bytes (`relay.rs`; Linux only); `None`: always `recv` and `send`.
-    pub splice_from: Option<usize>,
-    /// UDP echo sockets to bind (IPv4 or IPv6; port 0 picks a free port). None: no UDP
-    /// descriptor, no UDP memory.
-    pub udp: Vec<SocketAddr>,
-    /// Datagrams each UDP source may send: the flood guard's rate and burst.
-    pub udp_datagrams: Budget,
-    /// Bytes each UDP source may send: the flood guard's rate and burst.
-    pub udp_bytes: Budget,
-}
-
-impl Options {
-    /// The defaults of `echoloop serve`, listening on `listen`.
-    pub fn new(listen: Vec<SocketAddr>) -> Self {
-        Options {
-            listen,
-            max_conns: DEFAULT_MAX_CONNS,
-            queue_size: DEFAULT_QUEUE,
-            buffers: DEFAULT_MAX_CONNS,
-            max_conns_per_ip: None,
-            idle_timeout: None,
-            trace: false,
-            batch_wait: BATCH_WAIT,
-            accepts_per_round: ACCEPTS_PER_ROUND,
-            splice_from: Some(SPLICE_FROM),
-            udp: Vec::new(),
-            udp_datagrams: UdpConfig::new().datagrams,
-            udp_bytes: UdpConfig::new().bytes,
-        }
-    }
-}
 
 /// A socket the driver owns, as it appears in logs: the peer's own address.
 struct Conn<S> {
@@ -222,7 +142,7 @@ impl Driver<Sys> {
     /// can; else lowering `max_conns`, with a log line) and allocates what the server will
     /// use. `signals` is the read end of the signal self-pipe: readable (with a byte in it)
     /// means stop (see [`signals::self_pipe`](crate::signals::self_pipe)).
-    pub fn bind(options: &Options, signals: OwnedFd) -> io::Result<Driver> {
+    pub fn bind(options: &ServeConfig, signals: OwnedFd) -> io::Result<Driver> {
         let mut listeners = Vec::with_capacity(options.listen.len());
         for &addr in &options.listen {
             let what = format!("cannot listen on {addr}");
@@ -240,7 +160,7 @@ impl Driver<Sys> {
         let mut options = options.clone();
         check(&options)?;
         let own = nofile::OWN_FDS + listeners.len() + datagrams.len();
-        options.max_conns = nofile::fit(options.max_conns, own);
+        options.lower_max_conns(nofile::fit(options.max_conns, own));
         let mut driver = Driver::new(Sys, &options, listeners, signals)?;
         for (socket, addr) in datagrams {
             driver.add_udp(socket, addr)?;
@@ -252,24 +172,23 @@ impl Driver<Sys> {
 impl<N: Net> Driver<N> {
     /// A driver on `net` with listening sockets already bound (`options.listen` is not
     /// looked at) and the read end of the signal self-pipe: for simulations, or a caller
-    /// that binds its own sockets. `options.buffers` above `options.max_conns` is lowered
-    /// to it.
+    /// that binds its own sockets. Refused, as on the command line, if `options` does not
+    /// pass [`ServeConfig::check`].
     pub fn new(
         mut net: N,
-        options: &Options,
+        options: &ServeConfig,
         listeners: Vec<(N::Socket, SocketAddr)>,
         signals: N::Socket,
     ) -> io::Result<Self> {
         check(options)?;
-        let buffers = options.buffers.min(options.max_conns);
-        let storage = HeapStorage::new(options.max_conns, buffers, options.queue_size)?;
-        let core = Core::new(core_config(options), storage)
+        let storage = HeapStorage::new(options.max_conns, options.buffers(), options.queue_size)?;
+        let core = Core::new(options.core(), storage)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let reserve = net
             .open_reserve()
             .map_err(|e| sys::context("opening /dev/null", e))?;
         let epoch = net.now();
-        let relay = options.splice_from.and_then(|from| {
+        let relay = options.splice_from.0.and_then(|from| {
             Relay::open(&mut net, options.queue_size, from)
                 .map_err(|e| debug!("relaying off: {e}"))
                 .ok()
@@ -287,8 +206,8 @@ impl<N: Net> Driver<N> {
                 .collect(),
             udp: Vec::with_capacity(options.udp.len()),
             udp_config: UdpConfig {
-                datagrams: options.udp_datagrams,
-                bytes: options.udp_bytes,
+                datagrams: options.udp_datagrams(),
+                bytes: options.udp_byte_budget(),
                 hash_key: udp::hash_key(),
                 ..UdpConfig::new()
             },
@@ -302,8 +221,8 @@ impl<N: Net> Driver<N> {
             sweep: Sweep::new(epoch),
             turns: Vec::with_capacity(options.max_conns),
             served: 0,
-            batching: Batching::new(options.batch_wait),
-            accepts_per_round: options.accepts_per_round.max(1),
+            batching: Batching::new(options.batch_wait()),
+            accepts_per_round: options.accepts_per_round,
             relay,
             signals,
             reserve: Some(reserve),
@@ -312,7 +231,7 @@ impl<N: Net> Driver<N> {
                 .max_conns_per_ip
                 .map(|limit| PerIp::new(options.max_conns, limit)),
             reclaim_at: None,
-            cold: Vec::with_capacity(buffers),
+            cold: Vec::with_capacity(options.buffers()),
             shutting_down: false,
             epoch,
             scratch: vec![0; 256].into_boxed_slice(),
@@ -983,33 +902,11 @@ impl<S: AsRawFd, D: AsRawFd> Names for Naming<'_, S, D> {
     }
 }
 
-/// Checks what the core's storage cannot: every bad value gets one line naming the flag.
-fn check(options: &Options) -> io::Result<()> {
-    let bad = |text: String| Err(io::Error::new(io::ErrorKind::InvalidInput, text));
-    if !(1..=MAX_CONNS).contains(&options.max_conns) {
-        return bad(format!(
-            "--max-conns {} is out of range: 1 to {MAX_CONNS} connections",
-            options.max_conns
-        ));
-    }
-    if !(1..=MAX_QUEUE).contains(&options.queue_size) {
-        return bad(format!(
-            "--queue-size {} is out of range: 1 byte to {MAX_QUEUE} bytes (1 GiB)",
-            options.queue_size
-        ));
-    }
-    if options.buffers == 0 {
-        return bad("--buffers 0: the pool needs at least one buffer".into());
-    }
-    Ok(())
-}
-
-/// The core's configuration.
-fn core_config(options: &Options) -> echoloop_core::Config {
-    let idle_timeout = options.idle_timeout.map(|d| {
-        echoloop_core::Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
-    });
-    echoloop_core::Config::new().with_idle_timeout(idle_timeout)
+/// [`ServeConfig::check`], as an I/O error for the driver's callers.
+fn check(options: &ServeConfig) -> io::Result<()> {
+    options
+        .check()
+        .map_err(|text| io::Error::new(io::ErrorKind::InvalidInput, text))
 }
 
 /// Orders a round's turns, (turns served since, descriptor), the one served longest ago
@@ -1187,29 +1084,6 @@ impl<N: Net> Turn<'_, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bad_capacities_are_refused_with_the_flag_named() {
-        let ok = Options::new(vec![]);
-        assert!(check(&ok).is_ok());
-        type Spoil = fn(&mut Options);
-        let cases: [(&str, Spoil); 5] = [
-            ("--max-conns 0", |o| o.max_conns = 0),
-            ("--max-conns 65535", |o| o.max_conns = MAX_CONNS + 1),
-            ("--queue-size 0", |o| o.queue_size = 0),
-            ("--queue-size 1073741825", |o| o.queue_size = MAX_QUEUE + 1),
-            ("--buffers 0", |o| o.buffers = 0),
-        ];
-        for (flag, spoil) in cases {
-            let mut o = ok.clone();
-            spoil(&mut o);
-            let err = check(&o).unwrap_err().to_string();
-            assert!(err.starts_with(flag), "{err}");
-        }
-        let mut most = ok.clone();
-        most.max_conns = MAX_CONNS;
-        assert!(check(&most).is_ok(), "65,534 is what the core can index");
-    }
 
     #[test]
     fn ready_connections_are_served_longest_waiting_first_across_the_wrap() {

@@ -19,6 +19,7 @@ mod batch;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod driver;
 pub mod fd_set;
 mod heat;
@@ -34,6 +35,7 @@ pub mod sys;
 mod trace;
 pub mod udp;
 
-pub use driver::{Driver, Options};
+pub use config::ServeConfig;
+pub use driver::Driver;
 pub use fd_set::FdSet;
 pub use net::{Net, Sets, Sys};

@@ -23,11 +23,6 @@ use echoloop_core::Relayed;
 
 use crate::net::Net;
 
-/// The default `--splice-from`: a read of at least this many bytes makes a connection's
-/// next receive a relay. Chosen by data (BENCHMARKS.md, "Defaults chosen by data"): at
-/// 16 KiB ping-pong the two ways cost the same, above it the relay wins.
-pub const SPLICE_FROM: usize = 16 * 1024;
-
 /// The most a relay's pipe is asked to hold: Linux's default `pipe-max-size`. A larger
 /// `--queue-size` does not make the pipe larger (as root the kernel would grant it, a
 /// page reference per 4 KiB, for no gain): a relay then moves at most this much a call.
@@ -134,6 +129,8 @@ mod tests {
     use std::io::{Read as _, Write as _};
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::OwnedFd;
+
+    use crate::config::SPLICE_FROM;
 
     use super::*;
     use crate::net::Sys;

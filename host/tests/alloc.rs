@@ -66,17 +66,17 @@ fn start_server() -> (SocketAddr, SocketAddr) {
         // The binary's defaults (10,000 connections, 64 KiB queues), but a pool smaller
         // than the clients and a limit of 21 connections from one address: 20 steady
         // ones and one that comes and goes, so a 22nd is refused.
-        let options = echoloop::Options {
-            buffers: 8,
+        let options = echoloop::ServeConfig {
+            buffers: Some(8),
             max_conns_per_ip: Some(21),
             idle_timeout: Some(Duration::from_secs(600)),
             udp: vec!["127.0.0.1:0".parse().unwrap()],
             // This ping-pong from one machine outruns the default per-source budget; the
             // guard's bookkeeping runs (and allocates nothing, it is the `no_std` core's)
             // either way.
-            udp_datagrams: echoloop_core::udp::Budget::UNLIMITED,
-            udp_bytes: echoloop_core::udp::Budget::UNLIMITED,
-            ..echoloop::Options::new(vec!["127.0.0.1:0".parse().unwrap()])
+            udp_rate: echoloop::config::Limit(None),
+            udp_bytes: echoloop::config::Limit(None),
+            ..echoloop::ServeConfig::new(vec!["127.0.0.1:0".parse().unwrap()])
         };
         // A self-pipe no signal writes to: the write end lives as long as the thread.
         let (signals, _never) = std::os::unix::net::UnixStream::pair().unwrap();

@@ -32,10 +32,10 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use echoloop::config::Limit;
 use echoloop::driver::SHUTDOWN_GRACE;
 use echoloop::udp::UdpReport;
-use echoloop::{Driver, Options};
-use echoloop_core::udp::Budget;
+use echoloop::{Driver, ServeConfig};
 
 use crate::link::Link;
 use crate::peer::{Kind, Peer};
@@ -107,35 +107,29 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
     let max_conns_per_ip = (seed % 5 == 4).then(|| rng.range(1, max_conns as u64 / 2 + 2) as u32);
     let udp = seed % 4 != 3;
     // One UDP seed in three has a tight flood guard, so its bursts are cut.
-    let udp_datagrams = if seed % 3 == 1 {
-        Budget {
-            per_sec: 100,
-            burst: 4,
-        }
-    } else {
-        Budget::UNLIMITED
-    };
+    // 32 a second gives bursts of 4 (`--udp-rate`'s eighth), below the peers' bursts.
+    let udp_rate = Limit((seed % 3 == 1).then_some(32));
     // From one accept a round (bursts wait in the backlog) to more than any seed opens.
     let accepts_per_round = [1, 3, 64, 4096][rng.range(0, 3) as usize];
-    let options = Options {
+    let options = ServeConfig {
         listen: vec![],
         udp: vec![],
-        udp_datagrams,
-        udp_bytes: Budget::UNLIMITED,
+        udp_rate,
+        udp_bytes: Limit(None),
         max_conns,
         queue_size,
-        buffers,
+        buffers: Some(buffers),
         max_conns_per_ip,
         idle_timeout,
         trace: false,
         // Batching on for two seeds in three: the look-nap-wait path and the plain one.
         batch_wait: if seed.is_multiple_of(3) {
-            Duration::ZERO
+            0
         } else {
-            Duration::from_micros(rng.range(1, 200))
+            rng.range(1, 200)
         },
         accepts_per_round,
-        splice_from,
+        splice_from: Limit(splice_from),
     };
     world.borrow_mut().accept_budget = accepts_per_round as usize;
     let addr: SocketAddr = ([127, 0, 0, 1], 8090).into();
