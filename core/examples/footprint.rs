@@ -1,5 +1,5 @@
 //! Prints the whole memory of a few server sizes from `echoloop_core::footprint`, the one
-//! home of the formula (the README's and host/README.md's figures):
+//! home of the formula (docs/capacity.md's figures):
 //! `cargo run -p echoloop-core --example footprint [CONNS BUFFERS QUEUE]`.
 
 use core::mem::size_of;
