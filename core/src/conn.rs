@@ -89,7 +89,20 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// Why a connection closed.
+/// Why a connection closed, and how the driver closes its socket:
+///
+/// | reason | close | why |
+/// |---|---|---|
+/// | [`PeerClosed`](Self::PeerClosed) | graceful (FIN) | every byte the peer sent was echoed |
+/// | [`Shutdown`](Self::Shutdown) | graceful (FIN) | the queue was delivered before the deadline |
+/// | [`Error`](Self::Error) | reset (RST) | the socket failed; queued bytes are lost |
+/// | [`IdleTimeout`](Self::IdleTimeout) | reset (RST) | the peer stalled; what it did not read is lost |
+/// | [`ShutdownTimeout`](Self::ShutdownTimeout) | reset (RST) | the grace period ended with bytes queued |
+/// | [`Aborted`](Self::Aborted) | reset (RST) | [`Server::abort`](crate::Server::abort) |
+///
+/// [`is_graceful`](Self::is_graceful) is that table's middle column. On BSD sockets a reset
+/// is `SO_LINGER` with a zero timeout, then `close(2)`: the peer learns at once that bytes
+/// were lost, instead of taking a FIN for a complete echo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CloseReason {
@@ -137,9 +150,13 @@ pub enum Action {
     /// arrives is received and discarded, and its [`Action::Close`] comes on the peer's EOF
     /// or at the shutdown deadline, so closing never resets a peer still sending.
     ShutdownWrite(ConnId),
-    /// Close the socket and forget the id: the core has already freed its slot. A graceful
-    /// reason ([`CloseReason::is_graceful`]) is a close that sends a FIN; any other, an
-    /// abort.
+    /// Close the socket and forget the id. The slot was freed when this action was polled,
+    /// not when the close was decided: until then the id still names the connection (its
+    /// calls answer `Closing`), and from then on it is stale ([`UnknownConn`]) and the slot
+    /// may be reused by the next accept. A graceful reason ([`CloseReason::is_graceful`])
+    /// is a close that sends a FIN; any other, an abort.
+    ///
+    /// [`UnknownConn`]: crate::UnknownConn
     Close(ConnId, CloseReason),
 }
 

@@ -16,12 +16,13 @@
 //! [`footprint`] is the formula.
 //!
 //! # A driver's round
-//! 1. Drain [`Server::poll_action`]: shut down write sides, close sockets.
-//! 2. Wait for the listener if [`Server::listener_interest`], for each connection of
-//!    [`Server::conns`] as its [`Interest`] says, until [`Server::poll_timeout`].
-//! 3. Feed what happened: [`Server::on_accepted`]; receive inside
-//!    [`Server::recv_with`]; the peer's FIN with [`Server::on_eof`]; send inside
-//!    [`Server::send_with`]; [`Server::on_error`]; [`Server::on_timeout`].
+//! Drain [`Server::poll_action`]; wait as [`Server::listener_interest`] and each
+//! connection's [`Interest`] (from [`Server::conns`]) say, until [`Server::poll_timeout`];
+//! feed what happened through the `on_*` calls and the lending calls
+//! ([`Server::recv_with`], [`Server::send_with`]). The repository's
+//! `docs/architecture.md` is the one statement of that contract, with the rules a BSD
+//! sockets driver must keep in `docs/porting.md`; each call's rustdoc gives its errors,
+//! every variant marked expected flow or driver bug ([`error`]).
 //!
 //! A heap-backed server on a host, with sizes known at run time:
 //!

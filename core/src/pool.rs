@@ -55,6 +55,12 @@ impl Pool {
         None
     }
 
+    /// The free buffers: the stack's entries, and the range never handed out.
+    pub(crate) fn free_entries<'a>(&self, free: &'a [u16]) -> (&'a [u16], Range<u16>) {
+        let stack = free.get(..usize::from(self.top)).unwrap_or_default();
+        (stack, self.fresh..self.buffers)
+    }
+
     /// Puts buffer `k` back on top of the stack.
     pub(crate) fn give(&mut self, free: &mut [u16], k: u16) {
         match free.get_mut(usize::from(self.top)) {

@@ -96,6 +96,20 @@ enum Mode {
 /// Every operation is O(1) except [`shutdown`](Self::shutdown) and
 /// [`abort`](Self::abort), which visit each connection once.
 ///
+/// # Invariants
+/// Between calls, for every slot the server has used:
+/// - **state ⇔ list**: a slot is on exactly one list, the one its state names: free
+///   (closed, reusable), live (open, ordered by last activity, least recent first),
+///   draining (write side shut down), or pending (an action owed to the driver: a
+///   [`ShutdownWrite`](Action::ShutdownWrite) to announce or a [`Close`](Action::Close)).
+/// - **bytes ⇔ buffer**: a slot holds a pool buffer exactly while bytes are queued in it,
+///   and never more than [`queue_size`](Self::queue_size) of them; free, draining and
+///   closing slots hold none.
+/// - **buffer ownership**: each of the pool's buffers is held by one slot or free, once.
+///
+/// [`check_invariants`](Self::check_invariants) checks all three; the unit tests, the
+/// reference-model property test and the fuzz targets run it after every event.
+///
 /// ```
 /// use echoloop_core::{Action, CloseReason, Config, Instant, Server, StaticStorage};
 ///
@@ -272,6 +286,13 @@ impl<S: Storage> Server<S> {
         self.live.len() + self.draining.len() + self.pending.len()
     }
 
+    /// Actions decided and not yet polled ([`poll_action`](Self::poll_action)). Zero after
+    /// a driver drains them; a count that only grows means they are not being drained,
+    /// and each holds a slot.
+    pub const fn pending_actions(&self) -> usize {
+        self.pending.len()
+    }
+
     /// What the server has done so far.
     pub const fn stats(&self) -> &Stats {
         &self.stats
@@ -370,8 +391,9 @@ impl<S: Storage> Server<S> {
 
     // ----- what happened -----
 
-    /// The driver accepted a socket. `Err(Full)` or `Err(ShuttingDown)`: close it, it was
-    /// counted as refused.
+    /// The driver accepted a socket. An [`AcceptError`]: close it (with a reset), it was
+    /// counted as refused. `Full` while [`conns`](Self::conns) lists fewer connections than
+    /// the capacity means actions are waiting to be polled ([`pending_actions`](Self::pending_actions)).
     pub fn on_accepted(&mut self, now: Instant) -> Result<ConnId, AcceptError> {
         if !matches!(self.mode, Mode::Serving) {
             self.on_refused();
@@ -442,11 +464,17 @@ impl<S: Storage> Server<S> {
     /// slice is never empty. The connection takes a buffer from the pool if it holds none;
     /// if `f` writes nothing the buffer goes straight back.
     ///
+    /// The slice is the *contiguous* free space: when the free space wraps around the end
+    /// of the ring, it ends at the buffer's end and the rest is lent by the next call. A
+    /// short slice is not a full queue: [`Interest::read`] says when to call again.
+    /// Committing 0 bytes means "nothing received", never EOF: a BSD `recv()` of 0 into
+    /// this non-empty slice is the peer's FIN, to report with [`on_eof`](Self::on_eof).
+    ///
     /// A draining connection (see [`Action::ShutdownWrite`]) is lent a whole buffer whose
     /// bytes are discarded ([`Stats::bytes_drained`]).
     ///
-    /// Errors, with `f` not called: `ReadClosed` after EOF or during a shutdown,
-    /// `QueueFull`, `NoBuffer` (the pool is empty), `Closing`, `UnknownConn`. `f` claiming
+    /// Errors, with `f` not called: a [`RecvError`], each variant documented as expected
+    /// flow or a driver bug. `f` claiming
     /// more than the slice holds is a driver bug: a debug build asserts, a release build
     /// takes the whole slice.
     pub fn recv_with<R>(
@@ -508,9 +536,9 @@ impl<S: Storage> Server<S> {
     /// queued, to send as usual (`R` is passed through). Only a connection with nothing
     /// queued is lent one, so relayed bytes never overtake queued ones.
     ///
-    /// Errors, with `f` not called: `Queued` when bytes are queued (send them or
-    /// [`recv_with`](Server::recv_with)), `ReadClosed` after EOF or during a shutdown (a
-    /// draining connection reads with `recv_with`), `NoBuffer`, `Closing`, `UnknownConn`.
+    /// Errors, with `f` not called: a [`RelayError`]; `Queued` when bytes are queued (send
+    /// them or [`recv_with`](Server::recv_with)), `ReadClosed` after EOF, during a
+    /// shutdown, or while draining (a draining connection reads with `recv_with`).
     /// `f` keeping more than the slice holds is a driver bug: a debug build asserts, a
     /// release build keeps the whole slice.
     pub fn relay_with<R>(
@@ -573,9 +601,8 @@ impl<S: Storage> Server<S> {
     /// EOF the connection closes ([`CloseReason::PeerClosed`]); during a shutdown it is shut
     /// down for writing and drains ([`Action::ShutdownWrite`]).
     ///
-    /// Errors, with `f` not called: `Closing`, `UnknownConn`. `f` claiming more than the
-    /// slice holds is a driver bug: a debug build asserts, a release build takes the whole
-    /// slice.
+    /// Errors, with `f` not called: a [`SendError`]. `f` claiming more than the slice
+    /// holds is a driver bug: a debug build asserts, a release build takes the whole slice.
     pub fn send_with<R>(
         &mut self,
         now: Instant,
@@ -750,8 +777,11 @@ impl<S: Storage> Server<S> {
     // ----- what to do -----
 
     /// The next thing the driver must do. Drain it after every batch of events (until
-    /// `None`) and before waiting again. A [`Action::Close`] frees the slot: the id is
-    /// stale from then on.
+    /// `None`) and before waiting again. A [`Action::Close`] frees the slot when it is
+    /// polled, not before: the id is stale from then on. A driver that forgets to drain
+    /// keeps every closed connection's slot, and its accepts fail with
+    /// [`AcceptError::Full`] while [`conns`](Self::conns) lists none:
+    /// [`pending_actions`](Self::pending_actions) tells it apart.
     pub fn poll_action(&mut self) -> Option<Action> {
         loop {
             let index = self.pending.front()?;
@@ -1103,5 +1133,6 @@ impl core::fmt::Debug for Reclaimable<'_> {
     }
 }
 
+mod invariants;
 #[cfg(test)]
 mod tests;

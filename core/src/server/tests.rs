@@ -28,6 +28,7 @@ fn recv<T: Storage>(s: &mut Server<T>, now: Instant, id: ConnId, data: &[u8]) {
             })
             .unwrap();
         rest = &rest[n..];
+        s.check_invariants().unwrap();
     }
 }
 
@@ -41,12 +42,17 @@ fn send<T: Storage>(s: &mut Server<T>, now: Instant, id: ConnId, chunk: usize) -
             (n, ())
         })
         .unwrap();
+        s.check_invariants().unwrap();
     }
     out
 }
 
+/// Drains the actions, checking the invariants before and after.
 fn actions<T: Storage>(s: &mut Server<T>) -> Vec<Action> {
-    core::iter::from_fn(|| s.poll_action()).collect()
+    s.check_invariants().unwrap();
+    let polled = core::iter::from_fn(|| s.poll_action()).collect();
+    s.check_invariants().unwrap();
+    polled
 }
 
 const READ: Interest = Interest {

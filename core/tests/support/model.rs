@@ -294,6 +294,7 @@ impl Model {
     /// Applies `op` to both, drains the actions and checks every invariant.
     pub fn apply(&mut self, op: Op) {
         let n = self.conns.len();
+        let what = op.clone();
         match op {
             Op::Accept => self.accept(),
             Op::Read { pick, len } if n > 0 => self.read(pick % n, len),
@@ -310,8 +311,17 @@ impl Model {
             Op::Abort => self.abort(),
             _ => {}
         }
+        // With actions owed, then with them polled: the core's own invariants hold in both.
+        self.check_invariants(&what);
         self.drain_actions();
+        self.check_invariants(&what);
         self.check();
+    }
+
+    fn check_invariants(&self, after: &Op) {
+        if let Err(broken) = self.server.check_invariants() {
+            panic!("after {after:?}: {broken}");
+        }
     }
 
     fn accept(&mut self) {
