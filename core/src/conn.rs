@@ -26,6 +26,14 @@ impl ConnId {
     pub const fn generation(self) -> u32 {
         self.generation
     }
+
+    /// The id of these parts, as [`index`](Self::index) and
+    /// [`generation`](Self::generation) gave them: for a driver that keeps ids outside
+    /// Rust (a C driver, through `ports/ffi`). The server checks it like any id, so a
+    /// made-up one is rejected as unknown, never applied to another connection.
+    pub const fn from_parts(index: u16, generation: u32) -> Self {
+        ConnId { index, generation }
+    }
 }
 
 impl fmt::Display for ConnId {
@@ -182,6 +190,7 @@ mod tests {
         };
         assert_eq!(format!("{id}"), "#3.7");
         assert_eq!((id.index(), id.generation()), (3, 7));
+        assert_eq!(ConnId::from_parts(3, 7), id);
         assert_eq!(
             format!("{}", CloseReason::Error(ErrorKind::Reset)),
             "reset by peer"
