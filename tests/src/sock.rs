@@ -79,3 +79,14 @@ pub fn raise_nofile(want: libc::rlim_t) -> std::io::Result<libc::rlim_t> {
     }
     Ok(lim.rlim_cur)
 }
+
+/// Moves the calling thread (not the process) into the network namespace `name` (one
+/// `ip netns add` made, so `/run/netns/NAME`): its sockets, the threads it spawns and the
+/// processes it starts are then inside. Needs root.
+pub fn enter_netns(name: &str) {
+    let ns = std::fs::File::open(format!("/run/netns/{name}"))
+        .unwrap_or_else(|e| panic!("network namespace {name}: {e}"));
+    // SAFETY: setns(2) with an open namespace descriptor; it changes this thread only.
+    let ret = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(ret, 0, "setns {name}: {}", std::io::Error::last_os_error());
+}
