@@ -90,7 +90,7 @@ typedef enum echoloop_result {
   // The server is shutting down: close the accepted connection (counted as refused).
   ECHOLOOP_RESULT_SHUTTING_DOWN,
   // The connection takes no more bytes: the peer sent EOF, or the server is shutting
-  // down.
+  // down. From `echoloop_on_eof`: a second EOF, a driver bug.
   ECHOLOOP_RESULT_READ_CLOSED,
   // The connection's queue is full: send first (its read interest is off).
   ECHOLOOP_RESULT_QUEUE_FULL,

@@ -4,7 +4,9 @@
 use core::ffi::c_char;
 
 use echoloop_core::udp::UdpStorageError;
-use echoloop_core::{Error, StorageError};
+use echoloop_core::{
+    AcceptError, EofError, ErrorReportError, RecvError, SendError, StorageError, UnknownConn,
+};
 
 /// The result of every call: `ECHOLOOP_RESULT_OK` (0), or why nothing was done.
 /// `echoloop_result_str` names each.
@@ -41,7 +43,7 @@ pub enum echoloop_result {
     /// The server is shutting down: close the accepted connection (counted as refused).
     ShuttingDown,
     /// The connection takes no more bytes: the peer sent EOF, or the server is shutting
-    /// down.
+    /// down. From `echoloop_on_eof`: a second EOF, a driver bug.
     ReadClosed,
     /// The connection's queue is full: send first (its read interest is off).
     QueueFull,
@@ -73,20 +75,39 @@ impl echoloop_result {
     }
 }
 
-/// The core's refusals of a call.
-impl From<Error> for echoloop_result {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::UnknownConn => Self::UnknownConn,
-            Error::Closing => Self::Closing,
-            Error::Full => Self::Full,
-            Error::ShuttingDown => Self::ShuttingDown,
-            Error::ReadClosed => Self::ReadClosed,
-            Error::QueueFull => Self::QueueFull,
-            Error::NoBuffer => Self::NoBuffer,
-            // Only the relay returns it, and the relay is not offered to C.
-            Error::Queued => Self::QueueFull,
-        }
+/// Maps each of the core's per-operation errors to its code: variants of the same name
+/// share a code, so a C driver matches on one flat list.
+macro_rules! from_core {
+    ($($error:ident { $($variant:ident => $code:ident),* $(,)? })*) => {
+        $(
+            impl From<$error> for echoloop_result {
+                fn from(e: $error) -> Self {
+                    match e {
+                        $($error::$variant => Self::$code,)*
+                    }
+                }
+            }
+        )*
+    };
+}
+
+from_core! {
+    AcceptError { Full => Full, ShuttingDown => ShuttingDown }
+    RecvError {
+        ReadClosed => ReadClosed,
+        QueueFull => QueueFull,
+        NoBuffer => NoBuffer,
+        Closing => Closing,
+        UnknownConn => UnknownConn,
+    }
+    SendError { Closing => Closing, UnknownConn => UnknownConn }
+    EofError { ReadClosed => ReadClosed, Closing => Closing, UnknownConn => UnknownConn }
+    ErrorReportError { Closing => Closing, UnknownConn => UnknownConn }
+}
+
+impl From<UnknownConn> for echoloop_result {
+    fn from(_: UnknownConn) -> Self {
+        Self::UnknownConn
     }
 }
 

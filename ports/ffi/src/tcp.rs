@@ -290,9 +290,9 @@ pub unsafe extern "C" fn echoloop_server_init(
         let free = raw::table(base, layout.free, buffers, 0u16);
         let bytes = raw::table(base, layout.bytes, bytes_len, 0u8);
         let storage = SliceStorage::new(slots, free, bytes, queue)?;
-        let mut core_config = Config::new();
-        core_config.idle_timeout =
-            (config.idle_timeout_ms > 0).then(|| Duration::from_millis(config.idle_timeout_ms));
+        let core_config = Config::new().with_idle_timeout(
+            (config.idle_timeout_ms > 0).then(|| Duration::from_millis(config.idle_timeout_ms)),
+        );
         let core = Server::new(core_config, storage)?;
         let handle = raw::install(base, core);
         raw::put(server, handle.cast::<echoloop_server>())
@@ -466,7 +466,7 @@ pub unsafe extern "C" fn echoloop_on_timeout(
     now_ms: u64,
 ) -> echoloop_result {
     run(server, |s| {
-        s.handle_timeout(at(now_ms));
+        s.on_timeout(at(now_ms));
         Ok(())
     })
 }
