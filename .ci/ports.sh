@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The ports' CI: the echo server on a Cortex-M4 under QEMU, over loopback and served to the
 # host through the emulated LAN9118, and the link-time proof that the core has no
-# panicking branch. Installs what it needs (idempotent); fails on any failure. The smoltcp
-# and LAN9118 drivers' host tests run in `cargo test --workspace` (.ci/run).
+# panicking branch; then .ci/ports-c.sh, the core from C. Installs what it needs
+# (idempotent); fails on any failure. The smoltcp and LAN9118 drivers' host tests run in
+# `cargo test --workspace` (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -111,6 +112,9 @@ if ! grep -q "error(panic-never)" "$WORK/canary.log"; then
     exit 1
 fi
 echo "the canary failed to link, as it must"
+
+step "ports: the core from C (C ABI, lwIP over a TAP link)"
+(cd ../.. && bash .ci/ports-c.sh)
 
 echo
 echo "ports passed"
