@@ -29,6 +29,14 @@ pub mod result;
 pub mod tcp;
 pub mod udp;
 
+/// A panicking branch on purpose (`--features canary`): see `.ci/ports-c.sh`.
+#[cfg(feature = "canary")]
+#[no_mangle]
+pub extern "C" fn echoloop_canary(i: usize) -> u8 {
+    #[allow(clippy::indexing_slicing)]
+    [1u8, 2, 3][i]
+}
+
 /// A panic cannot unwind into C: end the program as C's `abort` does. No path of the core
 /// or of this crate panics; this is the handler the language requires of a `no_std`
 /// library.
