@@ -52,6 +52,8 @@ static struct udp_pcb *udp_pcb;
 static struct conn *conns;
 static uint32_t capacity;
 static bool udp_retry_armed;
+/* tcp_write calls that found lwIP's send queue full (ERR_MEM), retried since. */
+static unsigned long long write_retries;
 /* The pcb whose callback is running, and whether an action aborted it: that callback
  * must then return ERR_ABRT and never touch it again. */
 static struct tcp_pcb *current;
@@ -98,6 +100,14 @@ static size_t take_held(void *user, uint8_t *buf, size_t len) {
     return n;
 }
 
+/* --refuse-writes N: every Nth tcp_write is answered ERR_MEM without being made, so that
+ * the tests exercise the retry path (lwIP here rarely runs out of send queue). */
+static unsigned refuse_every, writes_seen;
+
+static bool refused_write(void) {
+    return refuse_every > 0 && ++writes_seen % refuse_every == 0;
+}
+
 /* Lent the oldest queued bytes: copies what the send buffer takes into it. ERR_MEM takes
  * nothing: the bytes stay in the core's queue and go out on the next `sent` or `poll`. */
 static size_t give_to_tcp(void *user, const uint8_t *buf, size_t len) {
@@ -105,7 +115,8 @@ static size_t give_to_tcp(void *user, const uint8_t *buf, size_t len) {
     size_t room = tcp_sndbuf(c->pcb);
     size_t n = len < room ? len : room;
     if (n == 0) return 0;
-    err_t e = tcp_write(c->pcb, buf, (u16_t)n, TCP_WRITE_FLAG_COPY);
+    err_t e = refused_write() ? ERR_MEM : tcp_write(c->pcb, buf, (u16_t)n, TCP_WRITE_FLAG_COPY);
+    if (e == ERR_MEM) write_retries++;
     return e == ERR_OK ? n : 0;
 }
 
@@ -356,12 +367,14 @@ struct options {
     echoloop_config tcp;
     echoloop_udp_config udp;
     const char *ip, *netmask, *gw;
+    unsigned refuse_writes;
 };
 
 static void usage(void) {
     fprintf(stderr,
             "usage: echoloop-lwip [--ip A] [--netmask M] [--gw G] [--conns N] [--buffers N]\n"
-            "                     [--queue BYTES] [--idle-ms MS]   (run by ports/lwip/serve)\n");
+            "                     [--queue BYTES] [--idle-ms MS] [--refuse-writes N]\n"
+            "(run by ports/lwip/serve)\n");
     exit(2);
 }
 
@@ -393,6 +406,7 @@ static struct options parse(int argc, char **argv) {
         if (!strcmp(f, "--ip")) o.ip = v;
         else if (!strcmp(f, "--netmask")) o.netmask = v;
         else if (!strcmp(f, "--gw")) o.gw = v;
+        else if (!strcmp(f, "--refuse-writes")) o.refuse_writes = (unsigned)number(f, v, 1000000);
         else if (!strcmp(f, "--conns")) o.tcp.conns = (uint32_t)number(f, v, 65534);
         else if (!strcmp(f, "--buffers")) o.tcp.buffers = (uint32_t)number(f, v, 65534), buffers_set = true;
         else if (!strcmp(f, "--queue")) o.tcp.queue_size = (uint32_t)number(f, v, 1 << 24);
@@ -433,6 +447,7 @@ int main(int argc, char **argv) {
     if ((r = echoloop_udp_init(udp_mem, udp_size, &o.udp, &udp)) != ECHOLOOP_RESULT_OK)
         fail("the UDP echo", r);
     capacity = o.tcp.conns;
+    refuse_every = o.refuse_writes;
     conns = calloc(capacity, sizeof *conns);
     ip4_addr_t ip, mask, gw;
     parse_ip("--ip", o.ip, &ip);
@@ -492,10 +507,11 @@ int main(int argc, char **argv) {
     echoloop_udp_stats_get(udp, &us);
     fprintf(stderr,
             "echoloop-lwip: stopped by signal %d; tcp: accepted %llu, refused %llu, bytes in %llu, "
-            "out %llu, closed: peer %llu, reset %llu, error %llu, idle %llu, aborted %llu; udp: "
+            "out %llu, write retries %llu, closed: peer %llu, reset %llu, error %llu, idle %llu, "
+            "aborted %llu; udp: "
             "received %llu, echoed %llu, bytes %llu\n",
             sig, (unsigned long long)st.accepted, (unsigned long long)st.refused,
-            (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+            (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out, write_retries,
             (unsigned long long)st.closed_peer_closed, (unsigned long long)st.closed_reset,
             (unsigned long long)st.closed_error, (unsigned long long)st.closed_idle_timeout,
             (unsigned long long)st.closed_aborted, (unsigned long long)us.received,

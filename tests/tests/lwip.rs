@@ -299,6 +299,29 @@ fn half_close_gets_the_whole_echo_then_eof() {
 
 #[test]
 #[ignore = "needs root, /dev/net/tun and liblwip-dev: run by .ci/ports.sh"]
+fn err_mem_from_tcp_write_loses_and_reorders_nothing() {
+    // Every third tcp_write is answered ERR_MEM: the bytes must stay queued in the core and
+    // go out from the sent or poll callback, in order.
+    let log = in_lwip(&["--refuse-writes", "3"], |lwip| {
+        let addr = lwip.server.addr;
+        let streams: Vec<_> = (0..2)
+            .map(|i| thread::spawn(move || echo_stream(addr, 20 + i, 200_000)))
+            .collect();
+        for stream in streams {
+            stream.join().unwrap();
+        }
+    });
+    let retries: u64 = log
+        .split("write retries ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no write retries in the figures:\n{log}"));
+    assert!(retries > 0, "no tcp_write was refused:\n{log}");
+}
+
+#[test]
+#[ignore = "needs root, /dev/net/tun and liblwip-dev: run by .ci/ports.sh"]
 fn a_reset_mid_stream_closes_only_that_connection() {
     in_lwip(&[], |lwip| {
         let addr = lwip.server.addr;
