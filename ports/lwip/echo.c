@@ -194,6 +194,14 @@ static void settle(void) {
                 (unsigned)a.id.generation, reason_text(a.reason));
         finish(c, a.graceful);
     }
+#ifdef ECHOLOOP_INVARIANTS
+    /* The tests' build (make): the core's invariants after every batch of events. */
+    char why[128] = "";
+    if (echoloop_check_invariants(server, why, sizeof why) != ECHOLOOP_RESULT_OK) {
+        fprintf(stderr, "echoloop-lwip: invariant broken: %s\n", why);
+        abort();
+    }
+#endif
     uint64_t at;
     sys_untimeout(on_deadline, NULL);
     if (echoloop_next_deadline(server, &at) == ECHOLOOP_RESULT_OK && at != ECHOLOOP_NO_DEADLINE) {

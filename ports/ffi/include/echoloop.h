@@ -96,6 +96,9 @@ typedef enum echoloop_result {
   ECHOLOOP_RESULT_QUEUE_FULL,
   // The connection holds no buffer and the pool has none free: wait for read interest.
   ECHOLOOP_RESULT_NO_BUFFER,
+  // `echoloop_check_invariants` found one broken: a bug in the core, or memory the
+  // server owns written by someone else.
+  ECHOLOOP_RESULT_BROKEN_INVARIANT,
 } echoloop_result;
 
 // What `echoloop_poll_action` found.
@@ -555,6 +558,21 @@ enum echoloop_result echoloop_queued(struct echoloop_server *server,
 // `server` is NULL or from `echoloop_server_init`; `stats` is NULL or valid.
 enum echoloop_result echoloop_stats_get(struct echoloop_server *server,
                                         struct echoloop_stats *stats);
+
+#if defined(ECHOLOOP_INVARIANTS)
+// Checks the server's invariants (every slot, list and buffer is where its state says).
+// `ECHOLOOP_RESULT_BROKEN_INVARIANT`: the first broken one is named in `why` (`why_len`
+// bytes, NUL-terminated, cut to fit; `why` may be NULL). It visits the whole table: for
+// tests, after every event, and for debugging. Only in a library built with the crate's
+// `invariants` feature.
+//
+// # Safety
+// `server` is NULL or from `echoloop_server_init`; `why` is NULL or valid for `why_len`
+// bytes.
+enum echoloop_result echoloop_check_invariants(struct echoloop_server *server,
+                                               char *why,
+                                               size_t why_len);
+#endif
 
 // Fills `*config` with the core's default guards (4,096 datagrams and 4 MiB a second
 // per source, bursts of 512 and 256 KiB, a budget per address and port, hash key 0);

@@ -192,6 +192,24 @@ pub(crate) unsafe fn put_opt<T>(out: *mut T, value: T) -> Result<(), echoloop_re
     unsafe { put(out, value) }
 }
 
+/// Copies `text` into the caller's buffer `out` of `len` bytes, cut to fit and
+/// NUL-terminated; nothing if `out` is NULL or `len` is 0.
+///
+/// # Safety
+/// `out` is NULL or valid for writes of `len` bytes.
+#[cfg(feature = "invariants")]
+pub(crate) unsafe fn put_text(out: *mut core::ffi::c_char, len: usize, text: &str) {
+    if out.is_null() || len == 0 {
+        return;
+    }
+    let n = text.len().min(len - 1);
+    // SAFETY: `out` holds `len` bytes (the caller's contract) and `n + 1 <= len`.
+    unsafe {
+        ptr::copy_nonoverlapping(text.as_ptr(), out.cast::<u8>(), n);
+        out.add(n).write(0);
+    }
+}
+
 /// Reads a required in-parameter.
 ///
 /// # Safety

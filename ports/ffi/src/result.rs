@@ -49,6 +49,9 @@ pub enum echoloop_result {
     QueueFull,
     /// The connection holds no buffer and the pool has none free: wait for read interest.
     NoBuffer,
+    /// `echoloop_check_invariants` found one broken: a bug in the core, or memory the
+    /// server owns written by someone else.
+    BrokenInvariant,
 }
 
 impl echoloop_result {
@@ -71,6 +74,7 @@ impl echoloop_result {
             Self::ReadClosed => c"connection is closed for reading",
             Self::QueueFull => c"connection queue is full",
             Self::NoBuffer => c"no free buffer in the pool",
+            Self::BrokenInvariant => c"a server invariant is broken",
         }
     }
 }
@@ -137,7 +141,7 @@ pub(crate) fn code(r: Result<(), echoloop_result>) -> echoloop_result {
 #[no_mangle]
 pub extern "C" fn echoloop_result_str(result: u32) -> *const c_char {
     use echoloop_result as R;
-    const ALL: [R; 16] = [
+    const ALL: [R; 17] = [
         R::Ok,
         R::NullPointer,
         R::Misaligned,
@@ -154,6 +158,7 @@ pub extern "C" fn echoloop_result_str(result: u32) -> *const c_char {
         R::ReadClosed,
         R::QueueFull,
         R::NoBuffer,
+        R::BrokenInvariant,
     ];
     ALL.iter()
         .find(|r| **r as u32 == result)

@@ -653,3 +653,28 @@ pub unsafe extern "C" fn echoloop_stats_get(
         )
     })
 }
+
+/// Checks the server's invariants (every slot, list and buffer is where its state says).
+/// `ECHOLOOP_RESULT_BROKEN_INVARIANT`: the first broken one is named in `why` (`why_len`
+/// bytes, NUL-terminated, cut to fit; `why` may be NULL). It visits the whole table: for
+/// tests, after every event, and for debugging. Only in a library built with the crate's
+/// `invariants` feature.
+///
+/// # Safety
+/// `server` is NULL or from `echoloop_server_init`; `why` is NULL or valid for `why_len`
+/// bytes.
+#[cfg(feature = "invariants")]
+#[no_mangle]
+pub unsafe extern "C" fn echoloop_check_invariants(
+    server: *mut echoloop_server,
+    why: *mut core::ffi::c_char,
+    why_len: usize,
+) -> echoloop_result {
+    run(server, |s| match s.check_invariants() {
+        Ok(()) => Ok(()),
+        Err(what) => {
+            raw::put_text(why, why_len, what);
+            Err(echoloop_result::BrokenInvariant)
+        }
+    })
+}

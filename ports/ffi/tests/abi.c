@@ -31,6 +31,17 @@ static int checks;
         }                                                                         \
     } while (0)
 
+/* The server's invariants hold after every call that changes it. */
+static void invariants(echoloop_server *s) {
+    char why[128] = "";
+    enum echoloop_result r = echoloop_check_invariants(s, why, sizeof why);
+    checks++;
+    if (r != ECHOLOOP_RESULT_OK) {
+        fprintf(stderr, "invariant broken (%s): %s\n", echoloop_result_str(r), why);
+        exit(1);
+    }
+}
+
 /* ----- a simulated peer and its socket ----- */
 
 struct peer {
@@ -93,6 +104,7 @@ static void pump(echoloop_server *s, uint64_t now, struct peer *p) {
             OK(echoloop_recv(s, now, p->id, take_from_peer, p, &n));
             moved += n;
         }
+        invariants(s);
         if (moved == 0) return;
     }
 }
@@ -100,6 +112,7 @@ static void pump(echoloop_server *s, uint64_t now, struct peer *p) {
 static echoloop_action next_action(echoloop_server *s) {
     echoloop_action a;
     OK(echoloop_poll_action(s, &a));
+    invariants(s);
     return a;
 }
 
@@ -135,6 +148,7 @@ static void destroy(echoloop_server *s, void *mem) {
 static echoloop_stats stats(echoloop_server *s) {
     echoloop_stats st;
     OK(echoloop_stats_get(s, &st));
+    invariants(s);
     return st;
 }
 
