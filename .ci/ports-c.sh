@@ -24,6 +24,7 @@ step "C ABI: format, lints, builds for the host and for a Cortex-M4"
     cd ports/ffi
     cargo fmt -- --check
     cargo clippy --locked --release -- -D warnings
+    cargo clippy --locked --release --all-features -- -D warnings
     cargo build --locked --release
     cargo build --locked --release --target thumbv7em-none-eabihf
 )
