@@ -6,7 +6,7 @@
  *
  * Threads: lwIP here is built with NO_SYS 0 and core locking. Every raw-API callback
  * runs on lwIP's tcpip thread, and so does every call of the core made from them; main()
- * sets up under LOCK_TCPIP_CORE() and then only waits for a signal. */
+ * sets up under LOCK_TCPIP_CORE(), then waits for a signal and shuts the core down. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +32,8 @@
 /* lwIP calls poll every TCP_SLOW_INTERVAL (500 ms) times this: the retry of a
  * tcp_write or tcp_close that found no memory when no `sent` callback comes first. */
 #define POLL_INTERVAL 1
+/* How long a graceful stop waits for the peers to close after their echo (ms). */
+#define GRACE_MS 5000
 /* The retry of a UDP echo lwIP could not take (ms). */
 #define UDP_RETRY_MS 10
 
@@ -505,9 +507,23 @@ int main(int argc, char **argv) {
     int sig = 0;
     sigwait(&stop, &sig);
 
-    /* Stop: every connection closes with a RST, then the figures. */
+    /* Stop gracefully: every queued byte is delivered, then a FIN; what the peers still
+     * send is read and dropped until their own FIN or the grace period's end. A second
+     * signal aborts. */
     LOCK_TCPIP_CORE();
-    echoloop_abort(server);
+    echoloop_shutdown(server, now_ms(), GRACE_MS);
+    settle();
+    UNLOCK_TCPIP_CORE();
+    const struct timespec tick = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+    for (bool done = false; !done;) {
+        if (sigtimedwait(&stop, NULL, &tick) > 0) break;
+        echoloop_stats now;
+        LOCK_TCPIP_CORE();
+        done = echoloop_stats_get(server, &now) != ECHOLOOP_RESULT_OK || now.shut_down;
+        UNLOCK_TCPIP_CORE();
+    }
+    LOCK_TCPIP_CORE();
+    echoloop_abort(server); /* closes nothing once the shutdown is over */
     settle();
     echoloop_stats st;
     echoloop_udp_stats us;
@@ -516,12 +532,13 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "echoloop-lwip: stopped by signal %d; tcp: accepted %llu, refused %llu, bytes in %llu, "
             "out %llu, write retries %llu, closed: peer %llu, reset %llu, error %llu, idle %llu, "
-            "aborted %llu; udp: "
+            "shutdown %llu, shutdown timeout %llu, aborted %llu; udp: "
             "received %llu, echoed %llu, bytes %llu\n",
             sig, (unsigned long long)st.accepted, (unsigned long long)st.refused,
             (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out, write_retries,
             (unsigned long long)st.closed_peer_closed, (unsigned long long)st.closed_reset,
             (unsigned long long)st.closed_error, (unsigned long long)st.closed_idle_timeout,
+            (unsigned long long)st.closed_shutdown, (unsigned long long)st.closed_shutdown_timeout,
             (unsigned long long)st.closed_aborted, (unsigned long long)us.received,
             (unsigned long long)us.echoed, (unsigned long long)us.bytes_out);
     UNLOCK_TCPIP_CORE();

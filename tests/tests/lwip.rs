@@ -418,6 +418,39 @@ fn a_client_that_never_reads_is_closed_when_idle_and_stops_no_one() {
 
 #[test]
 #[ignore = "needs root, /dev/net/tun and liblwip-dev: run by .ci/ports.sh"]
+fn sigterm_delivers_every_echo_then_closes_with_a_fin() {
+    let log = in_lwip(&[], |lwip| {
+        let addr = lwip.server.addr;
+        let mut idle = connect(addr);
+        roundtrip(&mut idle, b"before the stop");
+        // Its echo is on its way when the stop comes; the peer reads it only after.
+        let mut late = connect(addr);
+        roundtrip(&mut late, b"warm");
+        late.write_all(b"echoed even so").unwrap();
+        assert!(lwip
+            .server
+            .wait_for_log("closed #0.0", Duration::from_secs(10)));
+        thread::sleep(Duration::from_millis(200));
+        lwip.server.signal(libc::SIGTERM);
+        let mut back = vec![0u8; 14];
+        late.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"echoed even so");
+        for sock in [&mut idle, &mut late] {
+            // A FIN, not a reset: the read ends cleanly, with nothing more.
+            assert_eq!(sock.read(&mut [0u8; 16]).unwrap(), 0);
+            sock.shutdown(Shutdown::Write).unwrap();
+        }
+        let status = lwip.server.wait(Duration::from_secs(30));
+        assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    });
+    assert!(
+        log.contains("shutdown 2, shutdown timeout 0, aborted 0"),
+        "{log}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, /dev/net/tun and liblwip-dev: run by .ci/ports.sh"]
 fn serve_refuses_bad_input_with_one_line_and_stops_on_sigint() {
     build();
     let serve = lwip_dir().join("serve");
