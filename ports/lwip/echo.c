@@ -149,8 +149,9 @@ static void service(struct conn *c) {
 
 static err_t close_retry(void *arg, struct tcp_pcb *pcb) {
     (void)arg;
-    /* tcp_close found no memory for the FIN: lwIP's docs say retry from poll. */
-    if (tcp_close(pcb) == ERR_OK) return ERR_OK;
+    /* tcp_close found no memory for the FIN: lwIP's docs say retry from poll, which lwIP
+     * calls again until it succeeds (the pcb outlives a close from these states). */
+    if (tcp_close(pcb) == ERR_OK) tcp_poll(pcb, NULL, 0);
     return ERR_OK;
 }
 
