@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use echoloop_core::{Action, ConnId, ErrorKind, Instant, Interest, Server, Stats, Storage};
-use libc::{c_int, pollfd, POLLERR, POLLHUP, POLLIN, POLLOUT};
+use libc::{c_int, pollfd, ECONNABORTED, EPERM, EPROTO, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use socket2::Socket;
 
 use crate::sys;
@@ -33,13 +33,6 @@ const GRACE: echoloop_core::Duration = echoloop_core::Duration::from_secs(3);
 const SEND_FLAGS: c_int = libc::MSG_NOSIGNAL;
 #[cfg(target_vendor = "apple")]
 const SEND_FLAGS: c_int = 0;
-
-/// What one entry of the `poll` array watches.
-#[derive(Clone, Copy)]
-enum Watched {
-    Listener,
-    Conn(ConnId),
-}
 
 /// The core, the listener, and each connection's socket.
 pub struct Driver<S> {
@@ -72,14 +65,14 @@ impl<S: Storage> Driver<S> {
     /// Runs rounds until the shutdown is over; the server's counters at the end. Fails
     /// only if `poll` itself does (the loop is wrong, not a peer).
     pub fn run(mut self) -> io::Result<Stats> {
-        let (mut fds, mut watched) = (Vec::new(), Vec::new());
+        let (mut fds, mut ids) = (Vec::new(), Vec::new());
         loop {
             // Every batch of events ends here: the `Close`s free their slots only now.
             self.carry_out_actions();
             if self.server.is_shut_down() {
                 return Ok(*self.server.stats());
             }
-            self.watch(&mut fds, &mut watched);
+            self.watch(&mut fds, &mut ids);
             match sys::poll(&mut fds, self.wait_ms()) {
                 Ok(_) => {}
                 // A signal (checklist: `EINTR`): its flag is read below; `revents` are
@@ -89,37 +82,44 @@ impl<S: Storage> Driver<S> {
             }
             let now = self.now();
             self.on_signal(now);
-            for (fd, what) in fds.iter().zip(&watched) {
-                match *what {
-                    _ if fd.revents == 0 => {}
-                    Watched::Listener => self.accept_ready(now),
-                    Watched::Conn(id) => self.serve(now, id, fd.revents),
+            let Some((listener, conns)) = fds.split_first() else {
+                continue;
+            };
+            if listener.revents != 0 {
+                self.accept_ready(now);
+            }
+            for (fd, &id) in conns.iter().zip(&ids) {
+                if fd.revents != 0 {
+                    self.serve(now, id, fd.revents);
                 }
             }
             self.server.on_timeout(now);
         }
     }
 
-    /// Fills the `poll` array from the core's interest.
-    fn watch(&mut self, fds: &mut Vec<pollfd>, watched: &mut Vec<Watched>) {
+    /// Fills the `poll` array from the core's interest: the listener first (a negative
+    /// descriptor, which `poll` skips, while it is not wanted), then every connection.
+    fn watch(&self, fds: &mut Vec<pollfd>, ids: &mut Vec<ConnId>) {
+        let entry = |fd, events| pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let paused = (self.accept_paused_until).is_some_and(|t| std::time::Instant::now() < t);
+        let listening = self.server.listener_interest() && !paused;
+        let listener = self.listener.as_ref().filter(|_| listening);
         fds.clear();
-        watched.clear();
-        let paused = self
-            .accept_paused_until
-            .is_some_and(|until| std::time::Instant::now() < until);
-        if let Some(listener) = self.listener.as_ref().filter(|_| !paused) {
-            if self.server.listener_interest() {
-                fds.push(entry(listener, POLLIN));
-                watched.push(Watched::Listener);
-            }
-        }
+        ids.clear();
+        fds.push(entry(listener.map_or(-1, |l| l.as_raw_fd()), POLLIN));
         for (id, interest) in self.server.conns() {
             // Watched even with no interest (checklist: `POLLERR`/`POLLHUP`): `poll`
             // reports those unasked, and a connection waiting for a pool buffer must hear
             // that its peer has gone.
             if let Some(sock) = socket(&self.conns, id) {
-                fds.push(entry(sock, events(interest)));
-                watched.push(Watched::Conn(id));
+                let read = if interest.read { POLLIN } else { 0 };
+                let write = if interest.write { POLLOUT } else { 0 };
+                fds.push(entry(sock.as_raw_fd(), read | write));
+                ids.push(id);
             }
         }
     }
@@ -170,9 +170,9 @@ impl<S: Storage> Driver<S> {
             match listener.accept() {
                 Ok((sock, _)) => self.admit(now, sock),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // One connection's trouble (it gave up while queued) or a signal: next.
+                // A signal, or one connection's trouble (it gave up while queued): next.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_one_connections(&e) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(ECONNABORTED | EPROTO | EPERM)) => {}
                 // `EMFILE`, `ENFILE`, `ENOBUFS`...: the listener stays readable while every
                 // accept fails, so watching it now would spin. Look again a moment later.
                 Err(e) => {
@@ -188,10 +188,8 @@ impl<S: Storage> Driver<S> {
     fn admit(&mut self, now: Instant, sock: Socket) {
         // Non-blocking, so one peer never stalls the loop; urgent data in the stream
         // (checklist: `SO_OOBINLINE`), or the echo silently loses the urgent byte.
-        let prepared = sock
-            .set_nonblocking(true)
-            .and_then(|()| sock.set_out_of_band_inline(true))
-            .and_then(|()| sock.set_tcp_nodelay(true));
+        let prepared =
+            (sock.set_nonblocking(true)).and_then(|()| sock.set_out_of_band_inline(true));
         if let Err(e) = prepared {
             eprintln!("refusing a connection: {e}");
             self.server.on_refused();
@@ -347,20 +345,6 @@ fn socket(conns: &[Option<(ConnId, Socket)>], id: ConnId) -> Option<&Socket> {
     }
 }
 
-fn entry(sock: &Socket, events: i16) -> pollfd {
-    pollfd {
-        fd: sock.as_raw_fd(),
-        events,
-        revents: 0,
-    }
-}
-
-fn events(interest: Interest) -> i16 {
-    let read = if interest.read { POLLIN } else { 0 };
-    let write = if interest.write { POLLOUT } else { 0 };
-    read | write
-}
-
 /// Closes with a reset (`SO_LINGER` 0) rather than a FIN.
 fn reset(sock: Socket) {
     let _ = sock.set_linger(Some(Duration::ZERO));
@@ -374,14 +358,6 @@ fn retry<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
             done => return done,
         }
     }
-}
-
-/// `accept` errors that concern the one connection being accepted, not the listener.
-fn is_one_connections(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
-    )
 }
 
 /// What the core is told of a socket error.
