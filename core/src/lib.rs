@@ -112,3 +112,10 @@ pub use storage::{
     footprint, Parts, PartsRef, SliceStorage, StaticStorage, Storage, StorageError, MAX_CONNS,
 };
 pub use time::{Duration, Instant};
+
+/// The Rust snippets of `docs/architecture.md` and `docs/porting.md`, compiled and run as
+/// doctests so that a porter's first copy works.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/architecture.md")]
+#[doc = include_str!("../../docs/porting.md")]
+pub struct DriverDocs;
