@@ -155,11 +155,13 @@ fn a_peer_that_resets_while_waiting_for_a_buffer_is_closed_without_spinning() {
         // stops reading it: its queue is full and keeps the only buffer.
         let hog = connect_small_window(server.addr);
         let mut writer = hog.try_clone().unwrap();
-        let pushed = push_until_blocked(&mut writer, 7);
-        // A peer that gets no echo waits for a buffer: no interest at all. (One that does
-        // came before the pool ran dry: try again.)
-        let waiting = (0..50)
+        // A peer that gets no echo waits for a buffer: no interest at all. One that gets
+        // it came before the pool ran dry (a server slow to fill the hog's queue): push
+        // again and retry.
+        let mut pushed = 0;
+        let waiting = (0..20)
             .find_map(|_| {
+                pushed += push_until_blocked(&mut writer, 7, pushed);
                 let mut peer = connect(server.addr);
                 peer.set_read_timeout(Some(Duration::from_millis(200)))
                     .unwrap();
@@ -202,14 +204,15 @@ fn connect_small_window(addr: SocketAddr) -> TcpStream {
     sock
 }
 
-/// Writes stream `seed` until a write has waited a second; returns how many bytes went.
-fn push_until_blocked(sock: &mut TcpStream, seed: u64) -> usize {
+/// Writes stream `seed` from byte `from` until a write has waited a second; returns how
+/// many bytes went.
+fn push_until_blocked(sock: &mut TcpStream, seed: u64, from: usize) -> usize {
     sock.set_write_timeout(Some(Duration::from_secs(1)))
         .unwrap();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut pushed = 0;
     loop {
-        fill_stream(seed, pushed, &mut chunk);
+        fill_stream(seed, from + pushed, &mut chunk);
         match sock.write(&chunk) {
             Ok(n) => pushed += n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
