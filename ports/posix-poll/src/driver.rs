@@ -72,6 +72,8 @@ impl<S: Storage> Driver<S> {
             if self.server.is_shut_down() {
                 return Ok(*self.server.stats());
             }
+            // Waiting with an action owed would leave its slot held and its socket open.
+            debug_assert_eq!(self.server.pending_actions(), 0);
             self.watch(&mut fds, &mut ids);
             match sys::poll(&mut fds, self.wait_ms()) {
                 Ok(_) => {}
