@@ -850,7 +850,11 @@ impl<N: Net> Driver<N> {
         if let Some(trace) = &mut self.trace {
             trace.event(conn.peer, format_args!("core: close ({reason})"));
         }
-        self.net.close(conn.fd);
+        if reason.is_graceful() {
+            self.net.close(conn.fd);
+        } else {
+            self.net.reset(conn.fd);
+        }
     }
 }
 

@@ -123,8 +123,13 @@ pub trait Net {
     /// `shutdown(SHUT_WR)`: a FIN after what was sent.
     fn shutdown_write(&mut self, socket: &Self::Socket) -> io::Result<()>;
 
-    /// `close(2)`.
+    /// `close(2)`: a FIN after what was sent.
     fn close(&mut self, socket: Self::Socket);
+
+    /// `close(2)` after `SO_LINGER` with a zero timeout: a reset, so that the peer learns
+    /// at once that bytes were lost instead of taking a FIN for a complete echo (a close
+    /// whose reason is not [`is_graceful`](echoloop_core::CloseReason::is_graceful)).
+    fn reset(&mut self, socket: Self::Socket);
 
     /// Empties the signal self-pipe; returns how many bytes it held.
     fn drain(&mut self, pipe: &Self::Socket, scratch: &mut [u8]) -> io::Result<usize>;
@@ -209,6 +214,12 @@ impl Net for Sys {
 
     #[inline]
     fn close(&mut self, socket: OwnedFd) {
+        drop(socket);
+    }
+
+    fn reset(&mut self, socket: OwnedFd) {
+        // If the option cannot be set the close still happens, as a FIN.
+        let _ = socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO));
         drop(socket);
     }
 

@@ -660,6 +660,12 @@ impl Net for SimNet {
         self.0.borrow_mut().close(socket)
     }
 
+    /// The fake kernel has no RST on close: a reset closes as `close` does, and the peers
+    /// judge the close by the core's reason, which the world records.
+    fn reset(&mut self, socket: SimSocket) {
+        self.0.borrow_mut().close(socket)
+    }
+
     fn drain(&mut self, pipe: &SimSocket, scratch: &mut [u8]) -> io::Result<usize> {
         self.0.borrow_mut().drain(pipe, scratch)
     }
