@@ -91,8 +91,8 @@ echo "a mismatch fails the run, as it must"
 step "ports: the echo server firmware on the LAN9118, served to the host"
 cargo build --locked --release -p echoloop-qemu-m4-server
 report_size "$OUT/echoloop-qemu-m4-server"
-# From the repo root: ports/qemu-m4/serve boots it; echoloop client, bench and raw sockets
-# check every byte. One QEMU at a time.
+# From the repo root: ports/qemu-m4/serve boots it; echoloop client, echoloop-bench and
+# raw sockets check every byte. One QEMU at a time.
 (cd ../.. && cargo test --locked -p echoloop-tests --test firmware -- --ignored --test-threads=1)
 
 step "ports: panic-never link check of the core"

@@ -2,13 +2,14 @@
 """How `--accepts-per-round` trades a burst of new connections against the open ones.
 
 For each value, interleaved over rounds: echoloop serves (pinned to one CPU) 50 busy
-ping-pong connections from `echoloop bench` (the other CPU); in the middle of the run this
+ping-pong connections from `echoloop-bench` (the other CPU); in the middle of the run this
 script opens a burst of connections at once (all in the listen backlog together), each
 sends 8 bytes and waits for their echo. Reported: how long until every burst connection
 had its echo (the burst's cost to newcomers) and the busy connections' p99.9 and worst
 round trip over the run (its cost to those already served), medians over the rounds.
 
     python3 bench/accept_burst.py --echoloop target/release/echoloop \
+        --load-generator target/release/echoloop-bench \
         --values 1,8,64,512,4096 --burst 2000 --rounds 5
 
 Writes a Markdown table on stdout (BENCHMARKS.md, "Defaults chosen by data", has the run).
@@ -26,7 +27,7 @@ import subprocess
 import time
 
 # The comparison's own helpers: pinning, starting and stopping a server, the fd limit.
-from compare import pinned, raise_fd_limit, start_server, stop_server
+from compare import DEFAULT_LOAD_GENERATOR, pinned, raise_fd_limit, start_server, stop_server
 
 PINS = shutil.which("taskset") is not None
 
@@ -36,6 +37,8 @@ MESSAGE = b"burst-42"
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--echoloop", required=True, help="the echoloop binary (release)")
+    p.add_argument("--load-generator", metavar="PATH", default=DEFAULT_LOAD_GENERATOR,
+                   help="the echoloop-bench binary (default: %(default)s)")
     p.add_argument("--values", default="1,8,64,512,4096",
                    help="comma-separated --accepts-per-round values")
     p.add_argument("--burst", type=int, default=2000, help="connections in the burst")
@@ -92,14 +95,14 @@ def run_one(args, value):
     proc, addr = serve(args.echoloop, value)
     try:
         load = subprocess.Popen(pinned([
-            args.echoloop, "bench", "--connect", "%s:%d" % addr, "--conns", str(args.busy),
+            args.load_generator, "--connect", "%s:%d" % addr, "--conns", str(args.busy),
             "--duration", str(args.duration), "--warmup", "0.5", "--json"], PINS and "1"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(0.5 + args.duration / 2)
         took = burst(addr, args.burst)
         out, err = load.communicate(timeout=args.duration + 30)
         if load.returncode != 0:
-            raise SystemExit("accept_burst: echoloop bench failed: %s" % err.strip())
+            raise SystemExit("accept_burst: echoloop-bench failed: %s" % err.strip())
         r = json.loads(out)
         return {"burst_ms": took * 1e3, "p999_us": r["latency_us"]["p999"],
                 "max_us": r["latency_us"]["max"], "msg_per_s": r["messages_per_sec"]}

@@ -2,14 +2,14 @@
 """What the sweep costs a connection that wakes up: its first message after a long quiet.
 
 For each server, interleaved over rounds: the server (pinned to one CPU) holds 100 busy
-ping-pong connections and 9,900 idle ones from `echoloop bench` (the other CPU), as the
+ping-pong connections and 9,900 idle ones from `echoloop-bench` (the other CPU), as the
 comparison's "10,000 open, 100 busy" case. Beside them this script opens a few probe
 connections, lets them go quiet for 1.5 s (cold: no byte for over a second), then sends
 one message on each at once and times its echo; three times a round. Reported per server:
 the median and worst of those round trips, and the busy connections' p99 over the run.
 
     python3 bench/cold_wake.py --server new=target/x86_64-unknown-linux-musl/release/echoloop \
-        --server old=/tmp/echoloop-before --load-generator target/release/echoloop --rounds 3
+        --server old=/tmp/echoloop-before --load-generator target/release/echoloop-bench --rounds 3
 
 Writes a Markdown table on stdout (BENCHMARKS.md, "Defaults chosen by data", has the run).
 Loopback only; every process it starts it stops.
@@ -37,7 +37,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--server", action="append", required=True, metavar="NAME=PATH",
                    help="an echoloop binary to serve, by name; repeat to compare")
-    p.add_argument("--load-generator", required=True, help="the echoloop binary to load with")
+    p.add_argument("--load-generator", required=True, help="the echoloop-bench binary to load with")
     p.add_argument("--rounds", type=int, default=3)
     return p.parse_args()
 
@@ -69,7 +69,7 @@ def run(binary, load_generator):
     host, port = addr.rsplit(":", 1)
     duration = 3 * (QUIET + 0.5) + 3
     load = subprocess.Popen(
-        pinned([load_generator, "bench", "--connect", addr, "--conns", str(BUSY),
+        pinned([load_generator, "--connect", addr, "--conns", str(BUSY),
                 "--idle", str(IDLE), "--size", "64", "--duration", str(duration),
                 "--warmup", "1"], PINS and "1"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -90,7 +90,7 @@ def run(binary, load_generator):
         stop_server(proc)
     p99 = re.search(r"p99 ([0-9.]+) µs", out)
     if load.returncode != 0 or not p99:
-        raise RuntimeError(f"echoloop bench failed:\n{out}")
+        raise RuntimeError(f"echoloop-bench failed:\n{out}")
     return times, float(p99.group(1))
 
 

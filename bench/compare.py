@@ -5,7 +5,7 @@ Markdown table, JSON and an SVG chart.
 Called by bench/run.sh, which builds the binaries first; see BENCHMARKS.md. Standard
 library only, so it runs on a fresh machine with python3.
 
-Per server and case, over the whole `echoloop bench` run against a freshly started server
+Per server and case, over the whole `echoloop-bench` run against a freshly started server
 (connect, warm-up, measured window, close):
   * server CPU per round trip: utime+stime from /proc/PID/stat (every thread's) / round
     trips of the run; and per GB echoed;
@@ -20,7 +20,7 @@ drops idle ones, or dies) shows "n/a" with the reason; that fails the run only a
 connections or fewer, which every server here holds (select's FD_SETSIZE is 1024). Any
 echo that differs from what was sent fails the run.
 
-The UDP cases ping-pong datagrams (`echoloop bench --udp`) against the servers that serve
+The UDP cases ping-pong datagrams (`echoloop-bench --udp`) against the servers that serve
 UDP echo: `echoloop serve --udp ADDR:PORT` (its `listening on udp ADDR:PORT` line gives the
 port) and `tokio-echo --udp`. A server without UDP shows "n/a" (not a failure): the C and
 Python peers, and an echoloop whose `serve` has no `--udp` yet.
@@ -98,13 +98,17 @@ COLOURS = {"echoloop": "#1b9e77", "echoloop-nobatch": "#8fd3bf",
 DEFAULT_SERVERS = "echoloop,tokio,tokio-mt,tokio-16k,epoll,c-select,python"
 
 
+# The load generator as `cargo build --release -p echoloop-bench` leaves it.
+DEFAULT_LOAD_GENERATOR = "target/release/echoloop-bench"
+
+
 def add_server_args(p):
     """The options that name the servers' binaries and variants (shared with paired.py)."""
     p.add_argument("--echoloop", required=True, help="the echoloop binary (release)")
-    p.add_argument("--load-generator", metavar="PATH",
-                   help="the echoloop binary whose `bench` loads every server (default: "
-                   "--echoloop); run.sh serves from the static musl build and loads from the "
-                   "glibc one, whose memcmp checks the echoed bytes faster")
+    p.add_argument("--load-generator", metavar="PATH", default=DEFAULT_LOAD_GENERATOR,
+                   help="the echoloop-bench binary that loads every server (default: "
+                   "%(default)s, the glibc build, whose memcmp checks the echoed bytes "
+                   "faster than musl's)")
     p.add_argument("--tokio", required=True, help="the tokio-echo binary (release)")
     p.add_argument("--epoll", required=True, help="the epoll_echo binary")
     p.add_argument("--c-select", required=True, help="the select_echo binary")
@@ -322,7 +326,7 @@ def run_one(server, case, args, pins, count_syscalls):
         perf = start_perf(proc.pid, perf_path) if count_syscalls else None
         ticks0 = proc_cpu_ticks(proc.pid)
         load_kind = ["--udp"] if udp else ["--mode", mode, "--idle", str(idle)]
-        bench = [args.load_generator or args.echoloop, "bench", "--connect", addr] + load_kind + [
+        bench = [args.load_generator, "--connect", addr] + load_kind + [
             "--conns", str(conns), "--size", str(size),
             "--duration", str(args.duration), "--warmup", str(args.warmup), "--json"]
         load = subprocess.Popen(pinned(bench, pins and pins[1]), stdout=subprocess.PIPE,
@@ -439,7 +443,7 @@ def markdown_table(results, meta, servers, cases):
             for c in cases if c[1] == "udp" for s in servers
             if results[c[0]][s].get("udp_loss_percent")]
     if loss:
-        lines += ["", "UDP datagrams lost (no echo within `echoloop bench --udp`'s timeout): "
+        lines += ["", "UDP datagrams lost (no echo within `echoloop-bench --udp`'s timeout): "
                   + "; ".join(loss) + "."]
     return "\n".join(lines)
 
@@ -648,9 +652,9 @@ def main():
                       pins[1] if pins else "any", fd_limit,
                       "by perf stat" if count_syscalls else "not counted")
                   + "; echoloop serves from %s, load from %s" % (
-                      args.echoloop, args.load_generator or args.echoloop),
+                      args.echoloop, args.load_generator),
         "echoloop": args.echoloop,
-        "load_generator": args.load_generator or args.echoloop,
+        "load_generator": args.load_generator,
     }
     md = write_results(args.out, meta, servers, cases, results, raw)
     print()

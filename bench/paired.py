@@ -20,7 +20,7 @@ of them hold together with 95 % (Bonferroni). Run the echoloop binary twice unde
 two names (`--echoloop-args 'echoloop-again='`) to see how wide "the same server" reads.
 
     python3 bench/paired.py --echoloop target/x86_64-unknown-linux-musl/release/echoloop \\
-        --load-generator target/release/echoloop --tokio target/release/tokio-echo \\
+        --load-generator target/release/echoloop-bench --tokio target/release/tokio-echo \\
         --epoll target/bench-peers/epoll_echo --c-select target/bench-peers/select_echo \\
         --python-server bench/seed_server.py --echoloop-args 'echoloop-again=' \\
         --conns 1 --size 64 --rounds 40 --out bench/results/paired-1x64.md
@@ -29,7 +29,7 @@ two names (`--echoloop-args 'echoloop-again='`) to see how wide "the same server
 which keeps every slice (with the load generator's own CPU per round trip, not reported).
 
 Every echoed byte is still checked: a mismatch fails the run. Each slice is a whole
-`echoloop bench` run (connect, warm-up, measured window, close), and its server CPU and
+`echoloop-bench` run (connect, warm-up, measured window, close), and its server CPU and
 round trips are the whole run's, as in compare.py.
 """
 import argparse
@@ -83,7 +83,7 @@ def cpu_ns(pid):
 def slice_once(proc, addr, args, pin):
     """One slice against a running server: its CPU per round trip, p99 and msg/s, or an
     {"na": why}."""
-    bench = [args.load_generator or args.echoloop, "bench", "--connect", addr,
+    bench = [args.load_generator, "--connect", addr,
              "--mode", args.mode, "--conns", str(args.conns), "--size", str(args.size),
              "--duration", str(args.slice), "--warmup", str(args.warmup), "--json"]
     before = cpu_ns(proc.pid)

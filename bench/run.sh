@@ -24,7 +24,7 @@ for arg in "$@"; do
     fi
 done
 
-cargo build --release -q -p echoloop
+cargo build --release -q -p echoloop -p echoloop-bench
 # The server as shipped for Linux: static (musl), so no libc.so, ld.so and libgcc_s pages
 # count in its resident memory (0.9 MiB idle against 2.4 MiB dynamically linked; README,
 # "The two commands"). The load generator stays the glibc build: its byte checks are memcmp, which
@@ -47,10 +47,10 @@ for peer in epoll_echo select_echo; do
 done
 
 # The 10,000-connection cases need a soft descriptor limit above 10,000 for the servers
-# (compare.py raises it as far as the hard limit allows; echoloop bench raises its own).
+# (compare.py raises it as far as the hard limit allows; echoloop-bench raises its own).
 binaries=(
     --echoloop "$server"
-    --load-generator target/release/echoloop
+    --load-generator target/release/echoloop-bench
     --tokio target/release/tokio-echo
     --epoll target/bench-peers/epoll_echo
     --c-select target/bench-peers/select_echo

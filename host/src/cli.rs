@@ -1,14 +1,15 @@
-//! The command line: `echoloop serve`, `client` and `bench`, and how their errors read.
+//! The command line: `echoloop serve` and `client`, and how their errors read. The load
+//! generator is its own binary, `echoloop-bench` (`loadgen/`).
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{parse_secs, ServeConfig};
-use crate::{bench, client, driver, signals};
+use crate::{client, driver, signals};
 
 /// A readiness-driven TCP echo server on select(2), and its client.
 #[derive(Debug, Parser)]
@@ -26,8 +27,6 @@ pub enum Command {
     Serve(ServeConfig),
     /// Send messages on several sockets and check that every byte comes back.
     Client(ClientArgs),
-    /// Load a server with many connections, check every echoed byte, report rates and latency.
-    Bench(BenchArgs),
 }
 
 /// `echoloop client`.
@@ -50,63 +49,6 @@ pub struct ClientArgs {
     pub udp: bool,
 }
 
-/// `echoloop bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// The server's address.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8090")]
-    pub connect: SocketAddr,
-    /// pingpong: send a message, wait for its whole echo, repeat; stream: write
-    /// continuously and read the echo back.
-    #[arg(long, value_enum, default_value_t = BenchMode::Pingpong)]
-    pub mode: BenchMode,
-    /// Connections, all loaded at once.
-    #[arg(long, value_name = "N", default_value_t = 50,
-          value_parser = clap::value_parser!(u16).range(1..=bench::MAX_CONNS as i64))]
-    pub conns: u16,
-    /// Idle connections held open beside the busy ones: each echoes one 64-byte message
-    /// first, then stays silent; the run checks they are all still open at the end.
-    #[arg(long, value_name = "N", default_value_t = 0,
-          value_parser = clap::value_parser!(u16).range(0..=bench::MAX_CONNS as i64))]
-    pub idle: u16,
-    /// Message size (pingpong) or write size (stream), in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(1..=bench::MAX_SIZE as i64))]
-    pub size: u32,
-    /// How long to measure (fractions allowed).
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
-    pub duration: Duration,
-    /// How long to load the server before measuring; 0 for no warm-up.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs_or_zero)]
-    pub warmup: Duration,
-    /// Give up when no echo arrives for this long (a dead or stuck server).
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
-    pub timeout: Duration,
-    /// Print one JSON object instead of text (and no progress display).
-    #[arg(long)]
-    pub json: bool,
-    /// Ping-pong over UDP: one datagram in flight per socket, each echo checked, a lost
-    /// one given up after 200 ms; loss, reordering and duplicates reported.
-    #[arg(long, conflicts_with_all = ["mode", "idle"])]
-    pub udp: bool,
-}
-
-/// `echoloop bench --mode`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum BenchMode {
-    /// One message at a time per connection.
-    Pingpong,
-    /// Continuous writes per connection.
-    Stream,
-}
-
-fn parse_secs_or_zero(text: &str) -> Result<Duration, String> {
-    if text.parse::<f64>() == Ok(0.0) {
-        return Ok(Duration::ZERO);
-    }
-    parse_secs(text)
-}
-
 /// Parses the command line and runs it; every error is one line on stderr.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -118,7 +60,6 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Client(args) => client(args),
-        Command::Bench(args) => run_bench(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("echoloop: {e}");
@@ -204,37 +145,4 @@ fn client(args: ClientArgs) -> io::Result<ExitCode> {
     }
     let _ = stdout.flush();
     Err(io::Error::other("some echoes differ from what was sent"))
-}
-
-fn run_bench(args: BenchArgs) -> io::Result<ExitCode> {
-    let options = bench::Options {
-        connect: args.connect,
-        mode: match args.mode {
-            BenchMode::Pingpong => bench::Mode::PingPong,
-            BenchMode::Stream => bench::Mode::Stream,
-        },
-        conns: usize::from(args.conns),
-        idle: usize::from(args.idle),
-        size: args.size as usize,
-        duration: args.duration,
-        warmup: args.warmup,
-        timeout: args.timeout,
-        progress: !args.json && bench::stderr_is_terminal(),
-        udp: args.udp,
-    };
-    let report = bench::run(&options)?;
-    let mut stdout = io::stdout().lock();
-    if args.json {
-        let _ = writeln!(stdout, "{}", report.to_json());
-    } else {
-        let _ = writeln!(stdout, "{report}");
-    }
-    let _ = stdout.flush();
-    if report.mismatches > 0 {
-        return Err(io::Error::other(format!(
-            "{} connections received an echo that differs from what was sent",
-            report.mismatches
-        )));
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,9 @@
 //! `echoloop`: the host side of the echo server. A [`select(2)`](driver) driver feeds the
 //! `no_std` core ([`echoloop_core`]) from real sockets; a [`client`] checks it end to end;
-//! [`bench`](mod@bench) loads it and measures; [`cli`] is the `echoloop` binary's command line.
+//! [`cli`] is the `echoloop` binary's command line. The load generator is a binary of its
+//! own, `echoloop-bench` (`loadgen/`), so that the server carries none of it.
 //!
-//! Every `unsafe` block lives in [`sys`], the thin layer over libc (and in the load
-//! generator's own `bench::os`, for its descriptor limit and CPU time); the rest is safe Rust.
+//! Every `unsafe` block lives in [`sys`], the thin layer over libc; the rest is safe Rust.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 // Each `unsafe` block does one unsafe thing and says why it is sound.
@@ -16,7 +16,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod batch;
-pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

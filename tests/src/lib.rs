@@ -1,5 +1,6 @@
-//! Shared helpers of the end-to-end tests (in `tests/tests/`): the real `echoloop` binary,
-//! a server child process that is always killed, and the socket tricks the tests need.
+//! Shared helpers of the end-to-end tests (in `tests/tests/`): the real `echoloop` and
+//! `echoloop-bench` binaries, a server child process that is always killed, and the socket
+//! tricks the tests need.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -20,18 +21,27 @@ pub mod sock;
 /// finds it.
 pub fn echoloop_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        escargot::CargoBuild::new()
-            .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-            .package("echoloop")
-            .bin("echoloop")
-            .current_release()
-            .run()
-            .unwrap_or_else(|e| panic!("building the echoloop binary: {e}"))
-            .path()
-            .to_path_buf()
-    })
-    .clone()
+    BIN.get_or_init(|| build("echoloop", "echoloop")).clone()
+}
+
+/// The load generator's binary, `echoloop-bench`, built as [`echoloop_bin`] is.
+pub fn bench_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build("echoloop-bench", "echoloop-bench"))
+        .clone()
+}
+
+/// Builds `bin` of `package` in this workspace with the tests' profile; returns its path.
+fn build(package: &str, bin: &str) -> PathBuf {
+    escargot::CargoBuild::new()
+        .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+        .package(package)
+        .bin(bin)
+        .current_release()
+        .run()
+        .unwrap_or_else(|e| panic!("building the {bin} binary: {e}"))
+        .path()
+        .to_path_buf()
 }
 
 /// The server processes a test body started, so that a timed-out test can kill them: its

@@ -1,4 +1,4 @@
-//! `echoloop bench` against the real server (busy and idle connections), a server that
+//! `echoloop-bench` against the real server (busy and idle connections), a server that
 //! corrupts one byte, one that never answers, one that closes idle connections, and a
 //! descriptor limit too low for the connections asked for.
 
@@ -8,17 +8,17 @@ use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use echoloop_tests::{echoloop_bin, with_timeout, Server};
+use echoloop_tests::{bench_bin, with_timeout, Server};
 
 fn bench(addr: SocketAddr, args: &[&str]) -> Output {
-    Command::new(echoloop_bin())
-        .args(["bench", "--connect", &addr.to_string(), "--json"])
+    Command::new(bench_bin())
+        .args(["--connect", &addr.to_string(), "--json"])
         .args(args)
         .output()
         .unwrap()
 }
 
-/// A number in `echoloop bench --json`'s one object; `latency_us` fields by their name.
+/// A number in `echoloop-bench --json`'s one object; `latency_us` fields by their name.
 fn field(json: &str, name: &str) -> f64 {
     let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
     v.get(name)
@@ -205,11 +205,11 @@ fn idle_connections_the_server_closes_are_not_counted_open() {
 fn a_descriptor_limit_too_low_is_one_clear_line() {
     with_timeout(Duration::from_secs(60), || {
         // Nothing listens there: the limit is checked before any connect.
-        let bin = echoloop_bin();
+        let bin = bench_bin();
         let out = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "ulimit -n 100 && ulimit -Hn 100 && exec '{}' bench --connect 127.0.0.1:1 \
+                "ulimit -n 100 && ulimit -Hn 100 && exec '{}' --connect 127.0.0.1:1 \
                  --conns 150 --idle 50",
                 bin.display()
             ))

@@ -1,6 +1,6 @@
 //! The Cortex-M4 firmware serves the host: `ports/qemu-m4/serve` boots it under QEMU with
 //! its emulated LAN9118 on QEMU's user network (`restrict=on`), and the host's own tools
-//! (`echoloop client`, `echoloop bench`) and raw sockets talk to it through 127.0.0.1.
+//! (`echoloop client`, `echoloop-bench`) and raw sockets talk to it through 127.0.0.1.
 //! UDP is not among them: QEMU's restricted user network drops every datagram the guest
 //! sends, so the firmware's UDP echo is checked by the loopback firmware instead.
 //!
@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use echoloop_tests::sock::set_linger_zero;
 use echoloop_tests::{
-    connect, echo_stream, echo_stream_on, echoloop_bin, roundtrip, with_timeout, Rng, Server,
+    bench_bin, connect, echo_stream, echo_stream_on, echoloop_bin, roundtrip, with_timeout, Rng,
+    Server,
 };
 
 fn qemu_m4_dir() -> PathBuf {
@@ -97,11 +98,11 @@ fn slots(server: &Server) -> usize {
     n
 }
 
-fn run(args: &[&str]) -> Output {
-    Command::new(echoloop_bin())
+fn run(bin: PathBuf, args: &[&str]) -> Output {
+    Command::new(&bin)
         .args(args)
         .output()
-        .expect("running echoloop")
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -114,7 +115,10 @@ fn the_seeds_client_gets_every_message_back() {
     with_timeout(Duration::from_secs(180), || {
         let fw = boot();
         let addr = fw.addr.to_string();
-        let out = run(&["client", "--connect", &addr, "--timeout", "30"]);
+        let out = run(
+            echoloop_bin(),
+            &["client", "--connect", &addr, "--timeout", "30"],
+        );
         let stdout = text(&out.stdout);
         assert!(
             out.status.success(),
@@ -129,30 +133,32 @@ fn the_seeds_client_gets_every_message_back() {
     });
 }
 
-/// `echoloop bench` against every slot at once; it checks each echoed byte and exits 0
+/// `echoloop-bench` against every slot at once; it checks each echoed byte and exits 0
 /// only if all matched.
 fn bench(mode: &'static str, size: &'static str) {
     with_timeout(Duration::from_secs(180), move || {
         let fw = boot();
         let conns = slots(&fw).to_string();
         let addr = fw.addr.to_string();
-        let out = run(&[
-            "bench",
-            "--connect",
-            &addr,
-            "--mode",
-            mode,
-            "--conns",
-            &conns,
-            "--size",
-            size,
-            "--duration",
-            "3",
-            "--warmup",
-            "1",
-            "--timeout",
-            "10",
-        ]);
+        let out = run(
+            bench_bin(),
+            &[
+                "--connect",
+                &addr,
+                "--mode",
+                mode,
+                "--conns",
+                &conns,
+                "--size",
+                size,
+                "--duration",
+                "3",
+                "--warmup",
+                "1",
+                "--timeout",
+                "10",
+            ],
+        );
         let stdout = text(&out.stdout);
         assert!(
             out.status.success(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use echoloop_tests::{echoloop_bin, with_timeout, Rng, Server};
+use echoloop_tests::{bench_bin, echoloop_bin, with_timeout, Rng, Server};
 
 /// The largest UDP payload over IPv4.
 const MAX: usize = 65_507;
@@ -205,7 +205,7 @@ fn a_flood_from_one_source_does_not_stop_another_sources_echoes() {
     });
 }
 
-/// The seed's TCP client and `bench --udp` against one server at once: both exit 0,
+/// The seed's TCP client and `echoloop-bench --udp` against one server at once: both exit 0,
 /// which means every byte and every datagram compared equal.
 #[test]
 fn tcp_and_udp_are_served_at_once() {
@@ -215,8 +215,8 @@ fn tcp_and_udp_are_served_at_once() {
             &["--udp-rate", "off", "--udp-bytes", "off"],
         );
         let (tcp, udp) = (server.addr.to_string(), server.udp[0].to_string());
-        let mut bench = Command::new(echoloop_bin())
-            .args(["bench", "--udp", "--connect", &udp, "--conns", "4"])
+        let mut bench = Command::new(bench_bin())
+            .args(["--udp", "--connect", &udp, "--conns", "4"])
             .args([
                 "--size",
                 "512",

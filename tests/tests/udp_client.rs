@@ -1,4 +1,4 @@
-//! `echoloop client --udp` and `echoloop bench --udp` against small UDP peers started
+//! `echoloop client --udp` and `echoloop-bench --udp` against small UDP peers started
 //! inside the test: a faithful echo (IPv4 and IPv6), one that flips a bit of every echo
 //! (both must exit non-zero), one that drops every third datagram (the client retries,
 //! the bench reports the loss), and no peer at all.
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use echoloop_tests::{echoloop_bin, with_timeout};
+use echoloop_tests::{bench_bin, echoloop_bin, with_timeout};
 
 #[derive(Clone, Copy)]
 enum Behaviour {
@@ -79,16 +79,11 @@ fn client(addr: SocketAddr, extra: &[&str]) -> (bool, String) {
 
 fn bench(addr: SocketAddr, extra: &[&str]) -> (Output, serde_json::Value) {
     let addr = addr.to_string();
-    let args = [
-        "bench",
-        "--udp",
-        "--json",
-        "--connect",
-        &addr,
-        "--warmup",
-        "0.2",
-    ];
-    let out = echoloop(&[&args[..], extra].concat());
+    let args = ["--udp", "--json", "--connect", &addr, "--warmup", "0.2"];
+    let out = Command::new(bench_bin())
+        .args([&args[..], extra].concat())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
     (out, json)

@@ -1,4 +1,4 @@
-//! `echoloop bench`: a load generator that checks every echoed byte.
+//! `echoloop-bench`: a load generator that checks every echoed byte.
 //!
 //! One thread, non-blocking sockets, edge-triggered readiness through `mio` (epoll on
 //! Linux), so its cost per event does not grow with the connections it holds and it keeps
@@ -6,7 +6,20 @@
 //! one pseudo-random pattern made at start: sending copies nothing, checking is a
 //! comparison, and nothing is allocated per message. Beside the busy connections it can
 //! hold idle ones (`idle`): each echoes one message, then stays open and silent.
+//!
+//! [`cli`] is the binary's command line; every `unsafe` block lives in `os`, its thin layer
+//! over libc.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+// Each `unsafe` block does one unsafe thing and says why it is sound.
+#![deny(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block
+)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod cli;
 mod histogram;
 #[allow(unsafe_code)]
 mod os;
@@ -45,7 +58,7 @@ pub enum Mode {
     Stream,
 }
 
-/// What `echoloop bench` was asked for.
+/// What `echoloop-bench` was asked for.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// The server.

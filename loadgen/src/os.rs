@@ -1,5 +1,5 @@
 //! The load generator's thin layer over libc: the descriptor limit and the process's CPU
-//! time. Every `unsafe` block of `echoloop bench` lives here (readiness is `mio`'s).
+//! time. Every `unsafe` block of `echoloop-bench` lives here (readiness is `mio`'s).
 
 use std::io;
 use std::time::Duration;

@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use super::histogram::Histogram;
-use super::pattern::Pattern;
 use super::Mode;
+use crate::histogram::Histogram;
+use crate::pattern::Pattern;
 
 /// Writes timed per streaming connection: enough to sample latency, a fixed array.
 const MARKS: usize = 8;

@@ -1,4 +1,4 @@
-//! `echoloop bench --udp`: ping-pong over datagrams, every echo checked.
+//! `echoloop-bench --udp`: ping-pong over datagrams, every echo checked.
 //!
 //! Each socket (one per `--conns`) sends a datagram, waits for its echo up to
 //! [`DATAGRAM_TIMEOUT`], then sends the next, whether the echo came or not. A datagram
@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
-use super::histogram::Histogram;
-use super::pattern::Pattern;
-use super::report::{Report, UdpFigures};
-use super::{fit_fd_limit, os, Options, EVENTS, SPARE_FDS, TICK};
+use crate::histogram::Histogram;
+use crate::pattern::Pattern;
+use crate::report::{Report, UdpFigures};
+use crate::{fit_fd_limit, os, Options, EVENTS, SPARE_FDS, TICK};
 
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8).
 pub const MAX_DATAGRAM: usize = 65_507;

@@ -1,4 +1,4 @@
-//! What `echoloop bench` measured, as text for people or one JSON object for scripts.
+//! What `echoloop-bench` measured, as text for people or one JSON object for scripts.
 
 use std::fmt;
 use std::time::Duration;
@@ -55,7 +55,7 @@ pub struct Report {
     pub udp: Option<UdpFigures>,
 }
 
-/// What became of the datagrams of `echoloop bench --udp`, in the measured window.
+/// What became of the datagrams of `echoloop-bench --udp`, in the measured window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct UdpFigures {
     /// Datagrams sent.
