@@ -18,7 +18,7 @@ fn main() -> std::io::Result<()> {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000);
-    let (soft, hard) = sys::nofile()?;
+    let (soft, hard) = sys::nofile();
     let want = descriptors as u64 + 64;
     if soft < want {
         sys::set_nofile(want.min(hard), hard)?;

@@ -29,13 +29,7 @@ const STEP: u64 = 16;
 /// `lowering --max-conns from X to Y` (at least 1).
 pub fn fit(max_conns: usize, own: usize) -> usize {
     let want = (max_conns + own) as u64;
-    let (soft, hard) = match sys::nofile() {
-        Ok(limits) => limits,
-        Err(e) => {
-            debug!("{e}: keeping --max-conns {max_conns}");
-            return max_conns;
-        }
-    };
+    let (soft, hard) = sys::nofile();
     let target = want.min(hard);
     #[cfg(target_vendor = "apple")]
     let target = target.min(OPEN_MAX);

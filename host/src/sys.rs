@@ -2,16 +2,17 @@
 //!
 //! One function per syscall (or per short, fixed sequence of them), taking borrowed or owned
 //! file descriptors so that a closed descriptor can never be used again. Sockets are made,
-//! configured and accepted through `socket2`; `libc` remains for what it does not cover
-//! without cost: `select` past `FD_SETSIZE`, `recv`/`send` with the flags we need,
-//! `shutdown`, the timer slack. Hot-path calls (`accept`, `recv`, `send`) return the bare
+//! configured and accepted through `socket2`; the relay's pipe, `splice` and `read`, the
+//! descriptor limit, the page size and the timer slack through `rustix`, which makes those
+//! calls safe; `libc` remains for what neither covers: `select` past `FD_SETSIZE`, the
+//! SIGPIPE disposition and the pool's mapping. Hot-path calls (`accept`, `recv`, `send`) return the bare
 //! OS error, which costs no allocation and keeps its errno for the caller to classify;
 //! set-up calls add context naming the call. Everything above this module is safe Rust.
 
 use std::io::{self, Read as _};
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut, Range};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -251,7 +252,7 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 /// Linux there is no `splice`: `Unsupported`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn relay_pipe(size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
-    use std::os::fd::FromRawFd;
+    use rustix::pipe::{fcntl_setpipe_size, pipe_with, PipeFlags};
     // SAFETY: a null new action only reads the current one, into `old`, a `sigaction`.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: as above: `old` is a valid `sigaction` to write, the new action is null.
@@ -263,18 +264,10 @@ pub fn relay_pipe(size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
             "SIGPIPE is not ignored, and splice(2) cannot be told not to raise it",
         ));
     }
-    let mut ends = [0 as c_int; 2];
-    // SAFETY: pipe2 writes two descriptors into `ends`, an array of two.
-    cvt(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })
-        .map_err(|e| context("pipe2", e))?;
-    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
-    let read = unsafe { OwnedFd::from_raw_fd(ends[0]) };
-    // SAFETY: as above.
-    let write = unsafe { OwnedFd::from_raw_fd(ends[1]) };
-    let size = c_int::try_from(size).unwrap_or(c_int::MAX);
-    // SAFETY: F_SETPIPE_SZ takes one integer and touches no memory of ours; a refusal
-    // (over /proc/sys/fs/pipe-max-size) leaves the default size, which works too.
-    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    let (read, write) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)
+        .map_err(|e| context("pipe2", e.into()))?;
+    // A refusal (over /proc/sys/fs/pipe-max-size) leaves the default size, which works too.
+    let _ = fcntl_setpipe_size(&write, size);
     Ok((read, write))
 }
 
@@ -291,27 +284,13 @@ pub fn relay_pipe(_size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
 /// blocks. From a socket, `Ok(0)` is its peer's EOF. `EINTR` is retried.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
-    let flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
+    use rustix::pipe::SpliceFlags;
+    let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
     loop {
-        let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
-        // SAFETY: null offsets (both are pipes or sockets) and two open descriptors; splice
-        // touches no memory of ours.
-        let moved = unsafe {
-            libc::splice(
-                src,
-                std::ptr::null_mut(),
-                dst,
-                std::ptr::null_mut(),
-                len,
-                flags,
-            )
-        };
-        match usize::try_from(moved) {
-            Ok(n) => return Ok(n),
-            Err(_) => match io::Error::last_os_error() {
-                e if e.kind() == io::ErrorKind::Interrupted => continue,
-                e => return Err(e),
-            },
+        // No offsets: both ends are pipes or sockets.
+        match rustix::pipe::splice(from, None, to, None, len, flags) {
+            Err(rustix::io::Errno::INTR) => continue,
+            moved => return moved.map_err(io::Error::from),
         }
     }
 }
@@ -325,14 +304,9 @@ pub fn splice(_from: BorrowedFd<'_>, _to: BorrowedFd<'_>, _len: usize) -> io::Re
 /// One `read(2)` into `buf` (the relay's pipe). `EINTR` is retried.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        // SAFETY: read writes at most `buf.len()` bytes into `buf`, which is that long.
-        let got = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match usize::try_from(got) {
-            Ok(n) => return Ok(n),
-            Err(_) => match io::Error::last_os_error() {
-                e if e.kind() == io::ErrorKind::Interrupted => continue,
-                e => return Err(e),
-            },
+        match rustix::io::read(fd, &mut *buf) {
+            Err(rustix::io::Errno::INTR) => continue,
+            got => return got.map_err(io::Error::from),
         }
     }
 }
@@ -348,10 +322,10 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub fn precise_timers() {
     #[cfg(target_os = "linux")]
     {
-        const ONE_MICROSECOND_NS: libc::c_ulong = 1_000;
-        // SAFETY: PR_SET_TIMERSLACK takes one integer argument and touches no memory of
-        // ours; a failure only leaves the default slack, so its result is not needed.
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ONE_MICROSECOND_NS) };
+        const ONE_MICROSECOND_NS: u64 = 1_000;
+        // A failure only leaves the default slack.
+        let _ =
+            rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(ONE_MICROSECOND_NS));
     }
 }
 
@@ -369,28 +343,25 @@ pub fn drain(fd: BorrowedFd<'_>, scratch: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// The soft and hard `RLIMIT_NOFILE`: how many descriptors this process may open.
-#[allow(clippy::unnecessary_cast)] // `rlim_t` is `u64` on Linux and macOS, `i64` on FreeBSD.
-pub fn nofile() -> io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one `rlimit`, which `lim` is.
-    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })
-        .map_err(|e| context("getrlimit", e))?;
-    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+/// The soft and hard `RLIMIT_NOFILE`: how many descriptors this process may open;
+/// `u64::MAX` for no limit.
+pub fn nofile() -> (u64, u64) {
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    (
+        lim.current.unwrap_or(u64::MAX),
+        lim.maximum.unwrap_or(u64::MAX),
+    )
 }
 
-/// Sets the soft `RLIMIT_NOFILE` to `soft`, keeping the hard limit.
-#[allow(clippy::unnecessary_cast)] // As in `nofile`.
+/// Sets the soft `RLIMIT_NOFILE` to `soft` and the hard one to `hard` (as [`nofile`] gives
+/// them: `u64::MAX` for no limit).
 pub fn set_nofile(soft: u64, hard: u64) -> io::Result<()> {
-    let lim = libc::rlimit {
-        rlim_cur: soft as libc::rlim_t,
-        rlim_max: hard as libc::rlim_t,
+    let limit = |n: u64| (n != u64::MAX).then_some(n);
+    let lim = rustix::process::Rlimit {
+        current: limit(soft),
+        maximum: limit(hard),
     };
-    // SAFETY: setrlimit reads one `rlimit`, which `lim` is.
-    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }).map(drop)
+    rustix::process::setrlimit(rustix::process::Resource::Nofile, lim).map_err(Into::into)
 }
 
 /// `MAP_NORESERVE`: Linux's heuristic overcommit then does not count the mapping against
@@ -455,11 +426,9 @@ impl Region {
     }
 }
 
-/// The page size (4 KiB when the system will not say).
+/// The page size.
 fn page_size() -> usize {
-    // SAFETY: sysconf reads a configuration value and touches no memory of ours.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+    rustix::param::page_size()
 }
 
 impl Deref for Region {
