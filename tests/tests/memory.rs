@@ -1,12 +1,15 @@
 //! What the real server costs in memory: idle, at its peak, and per idle connection.
 //!
-//! The figures are the ones README.md promises: an idle server holds at most 3 MiB resident
-//! and has never peaked above 4 MiB (VmHWM), and ten thousand idle connections that have each
-//! echoed a message add at most 250 bytes each, since a connection holds a buffer only while
-//! bytes wait in it.
+//! The figures are the ones the docs promise (capacity and memory): an idle server holds at
+//! most 2.75 MiB resident and has never peaked above 3 MiB (VmHWM), and ten thousand idle
+//! connections that have each echoed a message add at most 250 bytes each, since a
+//! connection holds a buffer only while bytes wait in it. The idle figures are the glibc
+//! build's, about 2.4 MiB measured, 1.6 MiB of it libc.so, ld.so and libgcc_s; the margin
+//! is for how much of libc the kernel maps around each fault, which varies by 100 KiB
+//! from run to run.
 //!
-//! Measured on the release binary, as shipped: a debug build's code alone (resident in
-//! full, being in the page cache) is twice the budget.
+//! Measured on the release binary, as shipped: a debug build's code (2.6 MiB, resident in
+//! full, being in the page cache) and libc's are well over the budget.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -30,8 +33,8 @@ fn release_bin() -> PathBuf {
 }
 
 const CONNS: usize = 10_000;
-const IDLE_RSS_KIB: u64 = 3 * 1024;
-const PEAK_KIB: u64 = 4 * 1024;
+const IDLE_RSS_KIB: u64 = 2816;
+const PEAK_KIB: u64 = 3 * 1024;
 const PER_CONN_BYTES: u64 = 250;
 
 /// A `/proc/PID/status` field in KiB.
@@ -45,7 +48,7 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 }
 
 #[test]
-fn idle_server_and_idle_connections_cost_what_the_readme_says() {
+fn idle_server_and_idle_connections_cost_what_the_docs_say() {
     let want = (CONNS + 64) as libc::rlim_t;
     let soft = sock::raise_nofile(want).expect("setrlimit");
     if soft < want {
