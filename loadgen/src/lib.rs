@@ -115,7 +115,7 @@ pub fn run(options: &Options) -> io::Result<Report> {
 
 /// Raises the soft descriptor limit to `want`, or says why it cannot.
 fn fit_fd_limit(want: usize) -> io::Result<()> {
-    let want_fds = want as libc::rlim_t;
+    let want_fds = want as u64;
     let limits = os::raise_fd_limit(want_fds)
         .map_err(|e| io::Error::new(e.kind(), format!("raising RLIMIT_NOFILE: {e}")))?;
     if limits.soft < want_fds {

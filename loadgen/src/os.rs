@@ -1,39 +1,32 @@
-//! The load generator's thin layer over libc: the descriptor limit and the process's CPU
-//! time. Every `unsafe` block of `echoloop-bench` lives here (readiness is `mio`'s).
+//! The load generator's thin layer over the OS: the descriptor limit (through rustix, safe)
+//! and the process's CPU time (libc's getrusage, which rustix lacks). Every `unsafe` block
+//! of `echoloop-bench` lives here (readiness is `mio`'s).
 
 use std::io;
 use std::time::Duration;
 
-/// The descriptor limits in force.
+use rustix::process::{getrlimit, setrlimit, Resource};
+
+/// The descriptor limits in force; `u64::MAX` for no limit.
 pub struct FdLimits {
     /// The soft limit: what this process may open now.
-    pub soft: libc::rlim_t,
+    pub soft: u64,
     /// The hard limit: as far as an unprivileged process may raise the soft one.
-    pub hard: libc::rlim_t,
+    pub hard: u64,
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to at least `want` descriptors as far as the hard limit
 /// allows; returns the limits in force afterwards.
-pub fn raise_fd_limit(want: libc::rlim_t) -> io::Result<FdLimits> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a live `rlimit` for getrlimit to fill.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } < 0 {
-        return Err(io::Error::last_os_error());
+pub fn raise_fd_limit(want: u64) -> io::Result<FdLimits> {
+    let mut lim = getrlimit(Resource::Nofile);
+    let hard = lim.maximum.unwrap_or(u64::MAX);
+    let mut soft = lim.current.unwrap_or(u64::MAX);
+    if soft < want {
+        soft = want.min(hard);
+        lim.current = Some(soft);
+        setrlimit(Resource::Nofile, lim)?;
     }
-    if lim.rlim_cur < want {
-        lim.rlim_cur = want.min(lim.rlim_max);
-        // SAFETY: `lim` is a live, initialised `rlimit`.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(FdLimits {
-        soft: lim.rlim_cur,
-        hard: lim.rlim_max,
-    })
+    Ok(FdLimits { soft, hard })
 }
 
 /// The CPU time (user + system) this process has used so far.
