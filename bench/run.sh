@@ -26,8 +26,8 @@ done
 
 cargo build --release -q -p echoloop -p echoloop-bench
 # The server as shipped for Linux: static (musl), so no libc.so, ld.so and libgcc_s pages
-# count in its resident memory (0.8 MiB idle against 2.4 MiB dynamically linked; the
-# docs' capacity and memory). The load generator stays the glibc build: its byte checks are
+# count in its resident memory (0.8 MiB idle against 2.4 MiB dynamically linked;
+# docs/capacity.md). The load generator stays the glibc build: its byte checks are
 # memcmp, which glibc vectorises and musl does a byte at a time.
 server=target/release/echoloop
 musl=x86_64-unknown-linux-musl

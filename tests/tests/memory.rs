@@ -1,12 +1,11 @@
 //! What the real server costs in memory: idle, at its peak, and per idle connection.
 //!
-//! The figures are the ones the docs promise (capacity and memory): an idle server holds at
-//! most 2.75 MiB resident and has never peaked above 3 MiB (VmHWM), and ten thousand idle
+//! The figures are the ones docs/capacity.md promises: an idle server holds at most
+//! 2.75 MiB resident and has never peaked above 3 MiB (VmHWM), and ten thousand idle
 //! connections that have each echoed a message add at most 250 bytes each, since a
-//! connection holds a buffer only while bytes wait in it. The idle figures are the glibc
-//! build's, about 2.4 MiB measured, 1.6 MiB of it libc.so, ld.so and libgcc_s; the margin
-//! is for how much of libc the kernel maps around each fault, which varies by 100 KiB
-//! from run to run.
+//! connection holds a buffer only while bytes wait in it. The idle bounds are the glibc
+//! build's measured figure plus a margin for how much of libc.so the kernel maps around
+//! each fault, which varies by about 100 KiB from run to run.
 //!
 //! Measured on the release binary, as shipped: a debug build's code (2.6 MiB, resident in
 //! full, being in the page cache) and libc's are well over the budget.
