@@ -26,7 +26,7 @@ done
 
 cargo build --release -q -p echoloop -p echoloop-bench
 # The server as shipped for Linux: static (musl), so no libc.so, ld.so and libgcc_s pages
-# count in its resident memory (0.8 MiB idle against 2.4 MiB dynamically linked;
+# count in its resident memory (0.9 MiB idle against 2.4 MiB dynamically linked;
 # docs/capacity.md). The load generator stays the glibc build: its byte checks are
 # memcmp, which glibc vectorises and musl does a byte at a time.
 server=target/release/echoloop
