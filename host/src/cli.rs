@@ -53,7 +53,7 @@ pub struct ClientArgs {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return usage_error("echoloop", e),
     };
     let level = env_logger::Env::default().default_filter_or("info");
     env_logger::Builder::from_env(level).init();
@@ -68,8 +68,9 @@ pub fn main() -> ExitCode {
 }
 
 /// Help and version go out as clap writes them; a usage error becomes its first line
-/// (clap adds a usage block and a hint below it).
-fn usage_error(e: clap::Error) -> ExitCode {
+/// (clap adds a usage block and a hint below it), after `program`, with exit status 2.
+/// `echoloop-bench` reads its errors the same way.
+pub fn usage_error(program: &str, e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -87,7 +88,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     let text = e.render().to_string();
     let first = text.lines().next().unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("echoloop: {first} (see --help)");
+    eprintln!("{program}: {first} (see --help)");
     ExitCode::from(2)
 }
 

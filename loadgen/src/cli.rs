@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use echoloop::cli::usage_error;
+use echoloop::config::parse_secs;
 
 use crate::{Mode, Options, MAX_CONNS, MAX_SIZE};
 
@@ -62,17 +64,6 @@ pub enum BenchMode {
     Stream,
 }
 
-/// A positive number of seconds, fractions allowed (as `echoloop`'s flags take them).
-fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("'{text}' is not a positive number of seconds"))
-}
-
 fn parse_secs_or_zero(text: &str) -> Result<Duration, String> {
     if text.parse::<f64>() == Ok(0.0) {
         return Ok(Duration::ZERO);
@@ -84,36 +75,12 @@ fn parse_secs_or_zero(text: &str) -> Result<Duration, String> {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return usage_error("echoloop-bench", e),
     };
     run(cli).unwrap_or_else(|e| {
         eprintln!("echoloop-bench: {e}");
         ExitCode::FAILURE
     })
-}
-
-/// Help and version go out as clap writes them; a usage error becomes its first line
-/// (clap adds a usage block and a hint below it).
-fn usage_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
-        let _ = e.print();
-        return if e.use_stderr() {
-            ExitCode::from(2)
-        } else {
-            ExitCode::SUCCESS
-        };
-    }
-    let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("echoloop-bench: {first} (see --help)");
-    ExitCode::from(2)
 }
 
 fn run(args: Cli) -> io::Result<ExitCode> {
