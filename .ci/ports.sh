@@ -68,41 +68,41 @@ cargo fmt --all -- --check
 cargo clippy --locked --workspace --release -- -D warnings
 
 step "ports: firmware build"
-cargo build --locked --release -p echoloop-qemu-m4
-cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4"
-cargo build --locked --release -p echoloop-qemu-m4 --features expect-a-mismatch
-cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-mismatch"
-cargo build --locked --release -p echoloop-qemu-m4 --features pool
-cp "$OUT/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-pool"
-report_size "$WORK/echoloop-qemu-m4" "$WORK/echoloop-qemu-m4-pool"
+cargo build --locked --release -p echoloop-m4-selftest
+cp "$OUT/echoloop-m4-selftest" "$WORK/echoloop-m4-selftest"
+cargo build --locked --release -p echoloop-m4-selftest --features expect-a-mismatch
+cp "$OUT/echoloop-m4-selftest" "$WORK/echoloop-m4-selftest-mismatch"
+cargo build --locked --release -p echoloop-m4-selftest --features pool
+cp "$OUT/echoloop-m4-selftest" "$WORK/echoloop-m4-selftest-pool"
+report_size "$WORK/echoloop-m4-selftest" "$WORK/echoloop-m4-selftest-pool"
 
 step "ports: firmware under QEMU (must exit 0)"
-expect_exit 0 "the firmware" "$WORK/echoloop-qemu-m4" defmt
+expect_exit 0 "the firmware" "$WORK/echoloop-m4-selftest" defmt
 echo "firmware passed under QEMU"
 
 step "ports: 8 connections on a pool of 4 buffers under QEMU (must exit 0)"
-expect_exit 0 "the pooled firmware" "$WORK/echoloop-qemu-m4-pool" defmt
+expect_exit 0 "the pooled firmware" "$WORK/echoloop-m4-selftest-pool" defmt
 echo "the pooled firmware passed under QEMU"
 
 step "ports: a wrong byte must fail the run (must exit 1)"
-expect_exit 1 "the firmware that expects a wrong byte" "$WORK/echoloop-qemu-m4-mismatch" defmt
+expect_exit 1 "the firmware that expects a wrong byte" "$WORK/echoloop-m4-selftest-mismatch" defmt
 echo "a mismatch fails the run, as it must"
 
 step "ports: the echo server firmware on the LAN9118, served to the host"
-cargo build --locked --release -p echoloop-qemu-m4-server
-report_size "$OUT/echoloop-qemu-m4-server"
+cargo build --locked --release -p echoloop-m4-server
+report_size "$OUT/echoloop-m4-server"
 # From the repo root: ports/qemu-m4/serve boots it; echoloop client, echoloop-bench and
 # raw sockets check every byte. One QEMU at a time.
 (cd ../.. && cargo test --locked -p echoloop-tests --test firmware -- --ignored --test-threads=1)
 
 step "ports: panic-never link check of the core"
-cargo build --locked --release -p echoloop-panic-check
-report_size "$OUT/echoloop-panic-check"
-expect_exit 0 "the panic check" "$OUT/echoloop-panic-check"
+cargo build --locked --release -p echoloop-m4-panic-check
+report_size "$OUT/echoloop-m4-panic-check"
+expect_exit 0 "the panic check" "$OUT/echoloop-m4-panic-check"
 echo "the core links with panic-never and runs"
 
 step "ports: the panic check is alive (a known panicking branch must not link)"
-if cargo build --locked --release -p echoloop-panic-check --features canary >"$WORK/canary.log" 2>&1; then
+if cargo build --locked --release -p echoloop-m4-panic-check --features canary >"$WORK/canary.log" 2>&1; then
     echo "FAIL: the canary linked: panic-never no longer catches panicking branches"
     exit 1
 fi

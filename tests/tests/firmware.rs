@@ -34,13 +34,7 @@ fn build_firmware() {
     BUILT.get_or_init(|| {
         let status = Command::new("cargo")
             .current_dir(qemu_m4_dir())
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "-p",
-                "echoloop-qemu-m4-server",
-            ])
+            .args(["build", "--release", "--locked", "-p", "echoloop-m4-server"])
             .status()
             .expect("running cargo for the firmware");
         assert!(status.success(), "the firmware did not build");

@@ -14,7 +14,7 @@
 mod clock;
 mod echo;
 mod irq;
-#[path = "../../src/rt.rs"]
+#[path = "../../rt.rs"]
 mod rt;
 mod sizes;
 mod udp_echo;

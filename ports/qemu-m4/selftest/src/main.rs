@@ -13,6 +13,7 @@
 
 mod client;
 mod clock;
+#[path = "../../rt.rs"]
 mod rt;
 mod sizes;
 mod udp_client;

@@ -1,12 +1,12 @@
-//! Puts `memory.x` where cortex-m-rt's `link.x` looks for it, and links defmt's sections.
+//! Puts the firmware's `memory.x` where cortex-m-rt's `link.x` looks for it, and links defmt's sections.
 
 use std::{env, fs, path::PathBuf};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::copy("memory.x", out.join("memory.x")).expect("memory.x is next to Cargo.toml");
+    fs::copy("../memory.x", out.join("memory.x")).expect("memory.x is in ports/qemu-m4");
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=../memory.x");
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
     println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
 }

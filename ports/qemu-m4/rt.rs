@@ -1,6 +1,6 @@
 //! How a firmware under QEMU ends: an exit status through semihosting, a logged panic, a
-//! logged hard fault. Shared by both firmwares of this workspace (the echo server includes
-//! this file by path).
+//! logged hard fault. Shared by the self-test and the server firmwares of this workspace, which
+//! include this file by path.
 
 use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::debug::{self, ExitStatus};
