@@ -12,6 +12,7 @@
 #![no_main]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+#[path = "../../board.rs"]
 mod board;
 mod clock;
 mod dma;

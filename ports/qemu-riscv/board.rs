@@ -1,5 +1,6 @@
 //! QEMU's `virt` board (hw/riscv/virt.c): where its devices sit, and the firmware's only
-//! raw access to them.
+//! raw access to them. Shared by the server and the panic check, which include this file
+//! by path.
 //!
 //! A [`Reg`] can be made only here, from the board's memory map, so reading and writing
 //! one is safe everywhere else. The virtio transports are handed out as addresses for
