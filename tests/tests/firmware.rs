@@ -1,16 +1,19 @@
-//! The Cortex-M4 firmware serves the host: `ports/qemu-m4/serve` boots it under QEMU with
-//! its emulated LAN9118 on QEMU's user network (`restrict=on`), and the host's own tools
-//! (`echoloop client`, `echoloop-bench`) and raw sockets talk to it through 127.0.0.1.
-//! UDP is not among them: QEMU's restricted user network drops every datagram the guest
-//! sends, so the firmware's UDP echo is checked by the loopback firmware instead.
+//! The firmwares serve the host: each `ports/qemu-*/serve` boots its echo server under QEMU
+//! on QEMU's user network (`restrict=on`), and the host's own tools (`echoloop client`,
+//! `echoloop-bench`) and raw sockets talk to it through 127.0.0.1. One harness, every test
+//! run against each firmware ([`M4`]: Cortex-M4 with a LAN9118, [`RISCV`]: riscv32 with
+//! virtio-net), as `m4::<test>` and `riscv::<test>`.
 //!
-//! They need `qemu-system-arm`, the thumbv7em-none-eabihf target and `defmt-print` (the
-//! firmware's log tells them its slot count), so `cargo test --workspace` skips them and
-//! `.ci/ports.sh` runs them (`cargo test -p echoloop-tests --test firmware -- --ignored`),
-//! where a firmware that does not work fails them.
+//! UDP is not among them: QEMU's restricted user network drops every datagram the guest
+//! sends, so the UDP echo is checked by the Cortex-M4 loopback self-test instead.
+//!
+//! They need QEMU, the firmwares' targets and `defmt-print` (the firmware's log tells them
+//! its slot count), so `cargo test --workspace` skips them and `.ci/ports.sh` runs them
+//! (`cargo test -p echoloop-tests --test firmware -- --ignored m4::` and `riscv::`), where
+//! a firmware that does not work fails them.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -23,51 +26,106 @@ use echoloop_tests::{
     Server,
 };
 
-fn qemu_m4_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ports/qemu-m4")
+/// An echo server firmware, and how to build and serve it.
+struct Firmware {
+    /// Its cargo workspace, from the repository's root; `serve` is there too.
+    dir: &'static str,
+    /// Its package.
+    package: &'static str,
+    built: OnceLock<()>,
 }
 
-/// Builds the firmware once per test process, so that `serve`'s own build is a no-op and
-/// its start-up fits the harness's wait for the `listening on` line.
-fn build_firmware() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new("cargo")
-            .current_dir(qemu_m4_dir())
-            .args(["build", "--release", "--locked", "-p", "echoloop-m4-server"])
-            .status()
-            .expect("running cargo for the firmware");
-        assert!(status.success(), "the firmware did not build");
-    });
-}
+/// The Cortex-M4 server on QEMU's `mps2-an386`, over its LAN9118.
+static M4: Firmware = Firmware {
+    dir: "ports/qemu-m4",
+    package: "echoloop-m4-server",
+    built: OnceLock::new(),
+};
 
-/// A port of 127.0.0.1 nobody uses just now, over TCP nor UDP (`serve` forwards both).
-fn free_port() -> u16 {
-    loop {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+/// The riscv32 server on QEMU's `virt`, over virtio-net.
+static RISCV: Firmware = Firmware {
+    dir: "ports/qemu-riscv",
+    package: "echoloop-riscv-server",
+    built: OnceLock::new(),
+};
+
+/// Each test below, once per firmware: `m4::<test>` and `riscv::<test>`.
+macro_rules! on_every_firmware {
+    ($($test:ident),* $(,)?) => {
+        mod m4 {
+            $(
+                #[test]
+                #[ignore = "needs QEMU and the cross-built firmware: run by .ci/ports.sh"]
+                fn $test() {
+                    super::$test(&super::M4);
+                }
+            )*
         }
+        mod riscv {
+            $(
+                #[test]
+                #[ignore = "needs QEMU and the cross-built firmware: run by .ci/ports.sh"]
+                fn $test() {
+                    super::$test(&super::RISCV);
+                }
+            )*
+        }
+    };
+}
+
+on_every_firmware!(
+    the_seeds_client_gets_every_message_back,
+    bench_pingpong_on_every_slot_checks_every_byte,
+    bench_stream_on_every_slot_checks_every_byte,
+    half_close_gets_the_whole_echo_then_eof,
+    a_reset_mid_stream_closes_only_that_connection_and_frees_its_slot,
+    more_clients_than_slots_are_refused_or_wait_never_corrupted,
+    a_client_that_never_reads_does_not_stop_the_others,
+);
+
+impl Firmware {
+    fn dir(&self) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(self.dir)
+    }
+
+    /// Builds the firmware once per test process, so that `serve`'s own build is a no-op
+    /// and its start-up fits the harness's wait for the `listening on` line.
+    fn build(&self) {
+        self.built.get_or_init(|| {
+            let status = Command::new("cargo")
+                .current_dir(self.dir())
+                .args(["build", "--release", "--locked", "-p", self.package])
+                .status()
+                .expect("running cargo for the firmware");
+            assert!(status.success(), "{} did not build", self.package);
+        });
+    }
+
+    /// The firmware under QEMU, through `serve`: QEMU takes over the script's PID, so the
+    /// harness's kill stops it.
+    fn boot(&self) -> Server {
+        self.build();
+        let mut cmd = Command::new(self.dir().join("serve"));
+        cmd.arg(free_port().to_string());
+        let fw = Server::spawn(cmd, 1);
+        // `serve` announces the port once its probe connection was echoed; wait until the
+        // firmware has closed that probe too, or its slot may still be taken when a test
+        // opens every slot at once (and the last client would be refused).
+        assert!(
+            fw.wait_for_log("closed ConnId", Duration::from_secs(30)),
+            "the firmware never closed serve's probe: {}",
+            fw.stderr()
+        );
+        fw
     }
 }
 
-/// The firmware under QEMU, through `serve`: QEMU takes over the script's PID, so the
-/// harness's kill stops it.
-fn boot() -> Server {
-    build_firmware();
-    let mut cmd = Command::new(qemu_m4_dir().join("serve"));
-    cmd.arg(free_port().to_string());
-    let fw = Server::spawn(cmd, 1);
-    // `serve` announces the port once its probe connection was echoed; wait until the
-    // firmware has closed that probe too, or its slot may still be taken when a test opens
-    // every slot at once (and the last client would be refused).
-    assert!(
-        fw.wait_for_log("closed ConnId", Duration::from_secs(30)),
-        "the firmware never closed serve's probe: {}",
-        fw.stderr()
-    );
-    fw
+/// A TCP port of 127.0.0.1 nobody uses just now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 /// The firmware's connection slots, from its start-up log line `echo: N connections x ...`.
@@ -99,15 +157,18 @@ fn run(bin: PathBuf, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
 }
 
+/// The load generator with `args`: the one place that says how it is invoked.
+fn run_bench(args: &[&str]) -> Output {
+    run(bench_bin(), args)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-#[test]
-#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
-fn the_seeds_client_gets_every_message_back() {
-    with_timeout(Duration::from_secs(180), || {
-        let fw = boot();
+fn the_seeds_client_gets_every_message_back(firmware: &'static Firmware) {
+    with_timeout(Duration::from_secs(180), move || {
+        let fw = firmware.boot();
         let addr = fw.addr.to_string();
         let out = run(
             echoloop_bin(),
@@ -129,30 +190,27 @@ fn the_seeds_client_gets_every_message_back() {
 
 /// `echoloop-bench` against every slot at once; it checks each echoed byte and exits 0
 /// only if all matched.
-fn bench(mode: &'static str, size: &'static str) {
+fn bench(firmware: &'static Firmware, mode: &'static str, size: &'static str) {
     with_timeout(Duration::from_secs(180), move || {
-        let fw = boot();
+        let fw = firmware.boot();
         let conns = slots(&fw).to_string();
         let addr = fw.addr.to_string();
-        let out = run(
-            bench_bin(),
-            &[
-                "--connect",
-                &addr,
-                "--mode",
-                mode,
-                "--conns",
-                &conns,
-                "--size",
-                size,
-                "--duration",
-                "3",
-                "--warmup",
-                "1",
-                "--timeout",
-                "10",
-            ],
-        );
+        let out = run_bench(&[
+            "--connect",
+            &addr,
+            "--mode",
+            mode,
+            "--conns",
+            &conns,
+            "--size",
+            size,
+            "--duration",
+            "3",
+            "--warmup",
+            "1",
+            "--timeout",
+            "10",
+        ]);
         let stdout = text(&out.stdout);
         assert!(
             out.status.success(),
@@ -167,23 +225,17 @@ fn bench(mode: &'static str, size: &'static str) {
     });
 }
 
-#[test]
-#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
-fn bench_pingpong_on_every_slot_checks_every_byte() {
-    bench("pingpong", "64");
+fn bench_pingpong_on_every_slot_checks_every_byte(firmware: &'static Firmware) {
+    bench(firmware, "pingpong", "64");
 }
 
-#[test]
-#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
-fn bench_stream_on_every_slot_checks_every_byte() {
-    bench("stream", "16384");
+fn bench_stream_on_every_slot_checks_every_byte(firmware: &'static Firmware) {
+    bench(firmware, "stream", "16384");
 }
 
-#[test]
-#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
-fn half_close_gets_the_whole_echo_then_eof() {
-    with_timeout(Duration::from_secs(180), || {
-        let fw = boot();
+fn half_close_gets_the_whole_echo_then_eof(firmware: &'static Firmware) {
+    with_timeout(Duration::from_secs(180), move || {
+        let fw = firmware.boot();
         // Larger than the core's queue and the socket buffers: backpressure on the way.
         echo_stream(fw.addr, 1, 200_000);
         assert!(
@@ -194,11 +246,9 @@ fn half_close_gets_the_whole_echo_then_eof() {
     });
 }
 
-#[test]
-#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
-fn a_reset_mid_stream_closes_only_that_connection_and_frees_its_slot() {
-    with_timeout(Duration::from_secs(180), || {
-        let fw = boot();
+fn a_reset_mid_stream_closes_only_that_connection_and_frees_its_slot(firmware: &'static Firmware) {
+    with_timeout(Duration::from_secs(180), move || {
+        let fw = firmware.boot();
         let slots = slots(&fw);
         let addr = fw.addr;
         let steady = thread::spawn(move || echo_stream(addr, 2, 300_000));
@@ -223,11 +273,9 @@ fn a_reset_mid_stream_closes_only_that_connection_and_frees_its_slot() {
     });
 }
 
-#[test]
-#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
-fn more_clients_than_slots_are_refused_or_wait_never_corrupted() {
-    with_timeout(Duration::from_secs(180), || {
-        let fw = boot();
+fn more_clients_than_slots_are_refused_or_wait_never_corrupted(firmware: &'static Firmware) {
+    with_timeout(Duration::from_secs(180), move || {
+        let fw = firmware.boot();
         let slots = slots(&fw);
         let mut held: Vec<TcpStream> = (0..slots).map(|_| connect(fw.addr)).collect();
         for (i, sock) in held.iter_mut().enumerate() {
@@ -296,11 +344,9 @@ fn more_clients_than_slots_are_refused_or_wait_never_corrupted() {
     });
 }
 
-#[test]
-#[ignore = "needs qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
-fn a_client_that_never_reads_does_not_stop_the_others() {
-    with_timeout(Duration::from_secs(180), || {
-        let fw = boot();
+fn a_client_that_never_reads_does_not_stop_the_others(firmware: &'static Firmware) {
+    with_timeout(Duration::from_secs(180), move || {
+        let fw = firmware.boot();
         let slots = slots(&fw);
         // Writes until every buffer on the way is full, and never reads.
         let stuck = connect(fw.addr);
