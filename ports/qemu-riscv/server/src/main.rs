@@ -12,6 +12,8 @@
 #![no_main]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+#[cfg(feature = "alloc-canary")]
+mod alloc_canary;
 #[path = "../../board.rs"]
 mod board;
 mod clock;
@@ -51,6 +53,8 @@ static BUFFERS: ConstStaticCell<[Buffers; SOCKETS]> =
 
 #[riscv_rt::entry]
 fn main() -> ! {
+    #[cfg(feature = "alloc-canary")]
+    defmt::info!("canary: {} bytes allocated", alloc_canary::allocate());
     let mut nic = match VirtioNet::new() {
         Ok(nic) => nic,
         Err(e) => {
