@@ -3,9 +3,10 @@
 //!
 //! Every receive buffer is posted to the device, which fills one per frame. smoltcp gets a
 //! filled one lent for the length of a receive token, and it goes back to the device on
-//! the next `receive`. A frame to send is built in one static buffer and handed over with
-//! `send`, which returns once the device has taken it (QEMU does so at once): no send
-//! buffer is ever shared with a device still reading it.
+//! the next `receive`. A frame to send is built in a free send buffer, after the
+//! virtio-net header, and handed to the device without waiting; the buffer is free again
+//! once the device has used it (reclaimed on the next `receive` or `transmit`). With no
+//! send buffer free, smoltcp gets no token and tries again on its next poll.
 
 use core::ptr::NonNull;
 
@@ -18,13 +19,14 @@ use virtio_drivers::transport::{DeviceType, Transport};
 
 use crate::board::{VIRTIO_BASE, VIRTIO_COUNT, VIRTIO_IRQ, VIRTIO_SIZE};
 use crate::dma::StaticDma;
-use crate::sizes::{FRAME, QUEUE_SIZE, RX_BUFFER, RX_BUFFERS};
+use crate::sizes::{FRAME, QUEUE_SIZE, RX_BUFFER, RX_BUFFERS, TX_BUFFER, TX_BUFFERS};
 
 type Raw = VirtIONetRaw<StaticDma, MmioTransport<'static>, QUEUE_SIZE>;
 
 static RX: ConstStaticCell<[[u8; RX_BUFFER]; RX_BUFFERS]> =
     ConstStaticCell::new([[0; RX_BUFFER]; RX_BUFFERS]);
-static TX: ConstStaticCell<[u8; FRAME]> = ConstStaticCell::new([0; FRAME]);
+static TX: ConstStaticCell<[[u8; TX_BUFFER]; TX_BUFFERS]> =
+    ConstStaticCell::new([[0; TX_BUFFER]; TX_BUFFERS]);
 
 /// Why there is no network device.
 #[derive(defmt::Format)]
@@ -44,7 +46,9 @@ pub struct VirtioNet {
     posted: [Option<usize>; QUEUE_SIZE],
     /// The buffer lent to smoltcp by the last `receive`: posted again on the next.
     lent: Option<usize>,
-    tx: &'static mut [u8; FRAME],
+    tx: &'static mut [[u8; TX_BUFFER]; TX_BUFFERS],
+    /// The device's token for each send buffer it holds; `None`: the buffer is free.
+    sending: [Option<u16>; TX_BUFFERS],
 }
 
 impl VirtioNet {
@@ -60,6 +64,7 @@ impl VirtioNet {
             posted: [None; QUEUE_SIZE],
             lent: None,
             tx: TX.take(),
+            sending: [None; TX_BUFFERS],
         };
         for index in 0..RX_BUFFERS {
             nic.post(index);
@@ -85,6 +90,36 @@ impl VirtioNet {
     /// True when a received frame waits for smoltcp.
     pub fn rx_pending(&self) -> bool {
         self.raw.poll_receive().is_some()
+    }
+
+    /// Takes back every send buffer the device has finished with.
+    fn reclaim(&mut self) {
+        while let Some(token) = self.raw.poll_transmit() {
+            let index = self.sending.iter().position(|t| *t == Some(token));
+            let Some(buffer) = index.and_then(|i| self.tx.get(i)) else {
+                // A token we did not hand out: nothing to take back, and nothing to wait for.
+                defmt::error!("virtio-net: unknown send token {}", token);
+                return;
+            };
+            // SAFETY: `buffer` is the one handed to `transmit_begin` with `token`.
+            if let Err(e) = unsafe { self.raw.transmit_complete(token, buffer) } {
+                defmt::warn!("virtio-net: send failed: {}", defmt::Debug2Format(&e));
+            }
+            if let Some(slot) = index.and_then(|i| self.sending.get_mut(i)) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Room for one frame: a free send buffer, or `None`.
+    fn tx_token(&mut self) -> Option<TxToken<'_>> {
+        self.reclaim();
+        let index = self.sending.iter().position(Option::is_none)?;
+        Some(TxToken {
+            raw: &mut self.raw,
+            buffer: self.tx.get_mut(index)?,
+            token: self.sending.get_mut(index)?,
+        })
     }
 
     /// Hands receive buffer `index` to the device.
@@ -129,6 +164,11 @@ impl Device for VirtioNet {
         if let Some(index) = self.lent.take() {
             self.post(index);
         }
+        self.reclaim();
+        if !self.sending.contains(&None) {
+            // No room to answer: leave the frame with the device until a send completes.
+            return None;
+        }
         let token = self.raw.poll_receive()?;
         let index = self.posted.get_mut(usize::from(token))?.take()?;
         let buffer = self.rx.get_mut(index)?;
@@ -143,20 +183,19 @@ impl Device for VirtioNet {
             }
         };
         let frame = buffer.get(header..header.saturating_add(len))?;
+        let index = self.sending.iter().position(Option::is_none)?;
         Some((
             RxToken { frame },
             TxToken {
                 raw: &mut self.raw,
-                buffer: self.tx,
+                buffer: self.tx.get_mut(index)?,
+                token: self.sending.get_mut(index)?,
             },
         ))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        self.raw.can_send().then_some(TxToken {
-            raw: &mut self.raw,
-            buffer: self.tx,
-        })
+        self.tx_token()
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -178,19 +217,26 @@ impl phy::RxToken for RxToken<'_> {
     }
 }
 
-/// Room for one frame to send.
+/// Room for one frame to send: a free send buffer.
 pub struct TxToken<'a> {
     raw: &'a mut Raw,
-    buffer: &'a mut [u8; FRAME],
+    buffer: &'a mut [u8; TX_BUFFER],
+    /// Where the device's token for the buffer goes, which marks it busy.
+    token: &'a mut Option<u16>,
 }
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        // smoltcp asks for at most the MTU it was given: FRAME.
-        let (frame, _) = self.buffer.split_at_mut(len.min(FRAME));
-        let result = f(frame);
-        if let Err(e) = self.raw.send(frame) {
-            defmt::warn!("virtio-net: frame not sent: {}", defmt::Debug2Format(&e));
+        let header = self.raw.fill_buffer_header(self.buffer).unwrap_or(0);
+        // smoltcp asks for at most the MTU it was given: FRAME, which fits after the header.
+        let end = header.saturating_add(len).min(TX_BUFFER);
+        let (used, _) = self.buffer.split_at_mut(end);
+        let result = f(used.get_mut(header..).unwrap_or_default());
+        // SAFETY: the buffer is marked busy with the token until `reclaim` sees the device
+        // finish with it; nothing touches it meanwhile (`tx_token` lends only free ones).
+        match unsafe { self.raw.transmit_begin(used) } {
+            Ok(token) => *self.token = Some(token),
+            Err(e) => defmt::warn!("virtio-net: frame not sent: {}", defmt::Debug2Format(&e)),
         }
         result
     }

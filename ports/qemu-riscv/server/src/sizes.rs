@@ -43,6 +43,10 @@ pub const QUEUE_SIZE: usize = 16;
 pub const RX_BUFFERS: usize = 8;
 /// A receive buffer: the virtio-net header (12 bytes at most) and a frame.
 pub const RX_BUFFER: usize = 12 + FRAME;
+/// Send buffers: frames handed to the device and not yet sent, one descriptor each.
+pub const TX_BUFFERS: usize = 4;
+/// A send buffer: the virtio-net header and a frame.
+pub const TX_BUFFER: usize = 12 + FRAME;
 /// Pages of 4 KiB for the virtqueues: two per queue (the descriptor table and the
 /// available ring in one, the used ring in the other, whichever layout the transport
 /// asks for).
