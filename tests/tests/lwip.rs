@@ -19,7 +19,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use echoloop_tests::sock::{enter_netns, set_linger_zero};
-use echoloop_tests::{connect, echo_stream, echo_stream_on, echoloop_bin, roundtrip, Rng, Server};
+use echoloop_tests::{
+    bench_bin, connect, echo_stream, echo_stream_on, echoloop_bin, roundtrip, Rng, Server,
+};
 
 /// The kernel's side of the TAP link, where the clients are.
 const KERNEL_IP: &str = "10.0.7.1";
@@ -43,10 +45,9 @@ fn build() {
     });
 }
 
-/// The load generator, run with `args` (flags of `echoloop bench`).
+/// The load generator, `echoloop-bench`, run with `args`.
 fn loadgen(args: &[&str]) -> Output {
-    Command::new(echoloop_bin())
-        .arg("bench")
+    Command::new(bench_bin())
         .args(args)
         .output()
         .expect("running the load generator")
