@@ -13,6 +13,7 @@ use std::cmp::Reverse;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::net::UdpSocket;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant as StdInstant};
 
@@ -65,6 +66,28 @@ struct Conn<S> {
     spoke: bool,
     /// Its last read was large: its next receive is a relay (`relay.rs`).
     bulk: bool,
+}
+
+/// What the driver tells an observer ([`Driver::observe`]): `notify.rs` makes systemd's
+/// `STATUS=` and `STOPPING=1` of it.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// Now and then: how many connections are open, and what the core has done so far.
+    Tick {
+        /// Connections open now.
+        open: usize,
+        /// The core's counts.
+        stats: &'a echoloop_core::Stats,
+    },
+    /// A signal came: no more connections are accepted, the queued bytes go out.
+    Stopping,
+}
+
+/// An observer and when it next hears from the driver.
+struct Observer {
+    every: Duration,
+    next: StdInstant,
+    hear: Box<dyn FnMut(Event<'_>) + Send>,
 }
 
 /// A listening socket.
@@ -132,6 +155,8 @@ pub struct Driver<N: Net = Sys> {
     /// A signal came: the next one aborts.
     shutting_down: bool,
     epoch: StdInstant,
+    /// Told of the counts now and then, and of the shutdown ([`Driver::observe`]).
+    observer: Option<Observer>,
     /// Where the signal pipe's bytes are read to.
     scratch: Box<[u8]>,
     trace: Option<Trace>,
@@ -143,14 +168,29 @@ impl Driver<Sys> {
     /// use. `signals` is the read end of the signal self-pipe: readable (with a byte in it)
     /// means stop (see [`signals::self_pipe`](crate::signals::self_pipe)).
     pub fn bind(options: &ServeConfig, signals: OwnedFd) -> io::Result<Driver> {
-        let mut listeners = Vec::with_capacity(options.listen.len());
+        Driver::bind_with(options, signals, Vec::new(), Vec::new())
+    }
+
+    /// As [`Driver::bind`], serving also sockets already open (socket activation,
+    /// `activation.rs`): listening TCP sockets and bound UDP ones, non-blocking, each
+    /// with its address. They come first in [`Driver::local_addrs`] and
+    /// [`Driver::udp_addrs`].
+    pub fn bind_with(
+        options: &ServeConfig,
+        signals: OwnedFd,
+        tcp: Vec<(OwnedFd, SocketAddr)>,
+        udp: Vec<(UdpSocket, SocketAddr)>,
+    ) -> io::Result<Driver> {
+        let mut listeners = tcp;
+        listeners.reserve(options.listen.len());
         for &addr in &options.listen {
             let what = format!("cannot listen on {addr}");
             let fd = sys::listen(addr).map_err(|e| sys::context(&what, e))?;
             let addr = sys::local_addr(fd.as_fd())?;
             listeners.push((fd, addr));
         }
-        let mut datagrams = Vec::with_capacity(options.udp.len());
+        let mut datagrams = udp;
+        datagrams.reserve(options.udp.len());
         for &addr in &options.udp {
             let what = format!("cannot bind udp {addr}");
             let socket = sys::bind_udp(addr).map_err(|e| sys::context(&what, e))?;
@@ -234,6 +274,7 @@ impl<N: Net> Driver<N> {
             cold: Vec::with_capacity(options.buffers()),
             shutting_down: false,
             epoch,
+            observer: None,
             scratch: vec![0; 256].into_boxed_slice(),
             trace: options.trace.then(Trace::default),
         })
@@ -245,6 +286,23 @@ impl<N: Net> Driver<N> {
     pub fn add_udp(&mut self, socket: N::Datagram, addr: SocketAddr) -> io::Result<()> {
         self.udp.push(UdpSock::new(socket, addr, self.udp_config)?);
         Ok(())
+    }
+
+    /// Serves `socket`, a connection already open, as if accepted (`serve --inetd`: the
+    /// one inetd hands over). It must be non-blocking. Once it closes, with no listener
+    /// or UDP socket to serve, [`Driver::run`] returns.
+    pub fn adopt(&mut self, socket: N::Socket, peer: SocketAddr) -> io::Result<()> {
+        self.net.prepare(&socket)?;
+        let now = self.now();
+        self.admit(now, socket, peer);
+        Ok(())
+    }
+
+    /// Has `hear` told, every `every`, how many connections are open and the core's
+    /// counts, and when a signal starts the shutdown (see [`Event`]).
+    pub fn observe(&mut self, every: Duration, hear: Box<dyn FnMut(Event<'_>) + Send>) {
+        let next = self.net.now() + every;
+        self.observer = Some(Observer { every, next, hear });
     }
 
     /// The UDP sockets' addresses, in the order added (port 0 resolved).
@@ -284,12 +342,14 @@ impl<N: Net> Driver<N> {
     }
 
     /// Serves until SIGINT or SIGTERM, then delivers what is queued (within
-    /// [`SHUTDOWN_GRACE`]) and returns. Errors only if `select` itself fails.
+    /// [`SHUTDOWN_GRACE`]) and returns; or until nothing is left to serve (no listener,
+    /// no UDP socket, no connection: `serve --inetd` once its connection closed). Errors
+    /// only if `select` itself fails.
     pub fn run(&mut self) -> io::Result<()> {
         sys::precise_timers();
         loop {
             self.apply_actions();
-            if self.core.is_shut_down() {
+            if self.core.is_shut_down() || self.nothing_to_serve() {
                 return Ok(());
             }
             let timeout = self.build_hot();
@@ -313,7 +373,26 @@ impl<N: Net> Driver<N> {
             self.serve_ready(now);
             self.core.on_timeout(now);
             self.reclaim();
+            self.tell_observer();
         }
+    }
+
+    /// No listener, no UDP socket, no connection: nothing could ever arrive.
+    fn nothing_to_serve(&self) -> bool {
+        self.listeners.is_empty() && self.udp.is_empty() && self.core.conn_count() == 0
+    }
+
+    /// Tells the observer the counts, if its time has come.
+    fn tell_observer(&mut self) {
+        let clock = self.net.now();
+        let Some(observer) = self.observer.as_mut().filter(|o| o.next <= clock) else {
+            return;
+        };
+        observer.next = clock + observer.every;
+        (observer.hear)(Event::Tick {
+            open: self.core.conn_count(),
+            stats: self.core.stats(),
+        });
     }
 
     /// Traces the sets: before `select` (`ready` is `None`) or after it.
@@ -489,8 +568,8 @@ impl<N: Net> Driver<N> {
         added
     }
 
-    /// The earliest of the core's deadline, the end of an accept pause and the next
-    /// reclaim, as a wait from `clock`.
+    /// The earliest of the core's deadline, the end of an accept pause, the next reclaim
+    /// and the observer's next tick, as a wait from `clock`.
     fn timeout(&self, clock: StdInstant) -> Option<Duration> {
         let now = self.core_time(clock).as_millis();
         let core = self
@@ -501,7 +580,12 @@ impl<N: Net> Driver<N> {
             .accept_paused_until
             .map(|t| t.saturating_duration_since(clock));
         let reclaim = self.reclaim_at.map(|t| t.saturating_duration_since(clock));
-        core.into_iter().chain(pause).chain(reclaim).min()
+        let observer = (self.observer.as_ref()).map(|o| o.next.saturating_duration_since(clock));
+        core.into_iter()
+            .chain(pause)
+            .chain(reclaim)
+            .chain(observer)
+            .min()
     }
 
     /// Once a second after bytes moved, hands the pages of cold free buffers back to the
@@ -550,6 +634,9 @@ impl<N: Net> Driver<N> {
             "signal received: shutting down, delivering what is queued (grace {SHUTDOWN_GRACE:?})"
         );
         self.shutting_down = true;
+        if let Some(observer) = &mut self.observer {
+            (observer.hear)(Event::Stopping);
+        }
         // Closing the listeners makes new connection attempts fail at once.
         for listener in self.listeners.drain(..) {
             self.net.close(listener.fd);
