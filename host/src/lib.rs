@@ -15,6 +15,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod activation;
 mod batch;
 pub mod cli;
 pub mod client;
@@ -24,6 +25,7 @@ pub mod fd_set;
 mod heat;
 pub mod net;
 mod nofile;
+pub mod notify;
 mod per_ip;
 mod relay;
 pub mod signals;

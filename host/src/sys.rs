@@ -21,6 +21,9 @@ use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
 use crate::fd_set::FdSet;
 
+mod inherit;
+pub use inherit::{inherit, to_null};
+
 /// The listen backlog, as Redis: the kernel caps it at `somaxconn` anyway.
 pub const BACKLOG: c_int = 511;
 
@@ -196,6 +199,21 @@ pub fn prepare(fd: BorrowedFd<'_>) -> io::Result<()> {
     let socket = SockRef::from(&fd);
     socket.set_out_of_band_inline(true)?;
     socket.set_tcp_nodelay(true)
+}
+
+/// Whether a stream socket is listening (`SO_ACCEPTCONN`): what socket activation checks
+/// of each socket it is handed. `Unsupported` where `socket2` does not expose the option.
+pub fn is_listening(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    return SockRef::from(&fd).is_listener();
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        let _ = fd;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "SO_ACCEPTCONN is not available here (Linux and FreeBSD have it)",
+        ))
+    }
 }
 
 /// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new socket's flags in the same call.
