@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{parse_secs, ServeConfig};
-use crate::{client, driver, signals};
+use crate::{activation, client, driver, notify, signals};
 
 /// A readiness-driven TCP echo server on select(2), and its client.
 #[derive(Debug, Parser)]
@@ -51,14 +52,20 @@ pub struct ClientArgs {
 
 /// Parses the command line and runs it; every error is one line on stderr.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return usage_error("echoloop", e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return usage_error("echoloop", e),
     };
+    // Logs go to standard error (env_logger's default target): under `serve --inetd`,
+    // standard output is the connection.
     let level = env_logger::Env::default().default_filter_or("info");
     env_logger::Builder::from_env(level).init();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args, listen_given(&matches)),
         Command::Client(args) => client(args),
     };
     result.unwrap_or_else(|e| {
@@ -92,24 +99,68 @@ pub fn usage_error(program: &str, e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn serve(options: ServeConfig) -> io::Result<ExitCode> {
+/// Whether `serve --listen` was given on the command line, rather than defaulted: with
+/// socket activation, the default address is not listened on besides the activated ones.
+fn listen_given(matches: &ArgMatches) -> bool {
+    matches
+        .subcommand_matches("serve")
+        .is_some_and(|m| m.value_source("listen") == Some(ValueSource::CommandLine))
+}
+
+fn serve(mut options: ServeConfig, listen_given: bool) -> io::Result<ExitCode> {
+    // First, while the process has one thread and before anything could inherit them.
+    let activated = activation::Env::take();
+    let notifier = notify::Notifier::from_env();
     if let Err(e) = options.check() {
         eprintln!("echoloop: {e} (see --help)");
         return Ok(ExitCode::from(2));
     }
+    let handed = if options.inetd {
+        activation::release(&activated);
+        activation::Sockets::default()
+    } else {
+        match activation::sockets(&activated) {
+            Ok(handed) => handed,
+            Err(e) => {
+                eprintln!("echoloop: socket activation: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    };
+    if !handed.is_empty() && !listen_given {
+        options.listen.clear();
+    }
     // Process-wide handlers: installed here, at start-up, for the server to watch.
     let signals = signals::self_pipe()?;
-    let mut server = driver::Driver::bind(&options, signals)?;
-    let mut stdout = io::stdout().lock();
-    for addr in server.local_addrs() {
-        let _ = writeln!(stdout, "listening on {addr}");
+    let mut server = if options.inetd {
+        let (socket, peer) = match activation::inetd() {
+            Ok(connection) => connection,
+            Err(e) => {
+                eprintln!("echoloop: --inetd: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        options.lower_max_conns(1);
+        let mut server = driver::Driver::new(crate::Sys, &options, Vec::new(), signals)?;
+        server.adopt(socket, peer)?;
+        server
+    } else {
+        let server = driver::Driver::bind_with(&options, signals, handed.tcp, handed.udp)?;
+        print_listening(&server);
+        server
+    };
+    if let Some(mut notifier) = notifier {
+        let open = server.local_addrs().count() + server.udp_addrs().count();
+        if notifier.ready(&format!("serving on {open} sockets")) {
+            let mut working = true;
+            server.observe(
+                notify::STATUS_EVERY,
+                Box::new(move |event| {
+                    working = working && notifier.on(event);
+                }),
+            );
+        }
     }
-    for addr in server.udp_addrs() {
-        let _ = writeln!(stdout, "listening on udp {addr}");
-    }
-    // Tests and scripts wait for these lines: they must not sit in a buffer.
-    let _ = stdout.flush();
-    drop(stdout);
     log::debug!(
         "serving up to {} connections, {} buffers of {} bytes",
         server.capacity(),
@@ -130,6 +181,19 @@ fn serve(options: ServeConfig) -> io::Result<ExitCode> {
         log::info!("shut down: {report}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `listening on` lines, on standard output, which tests and scripts wait for.
+fn print_listening(server: &driver::Driver) {
+    let mut stdout = io::stdout().lock();
+    for addr in server.local_addrs() {
+        let _ = writeln!(stdout, "listening on {addr}");
+    }
+    for addr in server.udp_addrs() {
+        let _ = writeln!(stdout, "listening on udp {addr}");
+    }
+    // They must not sit in a buffer.
+    let _ = stdout.flush();
 }
 
 fn client(args: ClientArgs) -> io::Result<ExitCode> {

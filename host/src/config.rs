@@ -119,6 +119,11 @@ pub struct ServeConfig {
           default_value_t = Limit(Some(UDP_DEFAULTS.bytes.per_sec)),
           value_parser = |text: &str| parse_off_or(text, parse_byte_rate))]
     pub udp_bytes: Limit<u32>,
+    /// Serve the one TCP connection on descriptors 0 and 1, as inetd (`nowait`) or
+    /// systemd (`Accept=yes`) hands it over, and exit when it closes. Nothing is printed
+    /// on standard output, which is the connection.
+    #[arg(long, conflicts_with_all = ["listen", "udp"])]
+    pub inetd: bool,
 }
 
 /// A limit, or none: `off` on the command line.
@@ -151,6 +156,7 @@ impl ServeConfig {
             udp: Vec::new(),
             udp_rate: Limit(Some(UDP_DEFAULTS.datagrams.per_sec)),
             udp_bytes: Limit(Some(UDP_DEFAULTS.bytes.per_sec)),
+            inetd: false,
         }
     }
 
@@ -193,6 +199,9 @@ impl ServeConfig {
             )),
             _ if self.accepts_per_round == 0 => {
                 Err("--accepts-per-round 0: accept at least one connection a round".into())
+            }
+            _ if self.inetd && !self.udp.is_empty() => {
+                Err("--inetd serves the one connection on descriptor 0: no --udp".into())
             }
             _ => Ok(()),
         }
@@ -342,7 +351,7 @@ mod tests {
     #[test]
     fn bad_capacities_are_refused_with_the_flag_named() {
         type Spoil = fn(&mut ServeConfig);
-        let cases: [(&str, Spoil); 8] = [
+        let cases: [(&str, Spoil); 9] = [
             ("--max-conns 0", |c| c.max_conns = 0),
             ("--max-conns 65535", |c| c.max_conns = MAX_CONNS + 1),
             ("--queue-size 0", |c| c.queue_size = 0),
@@ -351,6 +360,10 @@ mod tests {
             ("--buffers 10001", |c| c.buffers = Some(10_001)),
             ("--batch-wait 10001", |c| c.batch_wait = 10_001),
             ("--accepts-per-round 0", |c| c.accepts_per_round = 0),
+            ("--inetd", |c| {
+                c.inetd = true;
+                c.udp = vec!["127.0.0.1:0".parse().unwrap()];
+            }),
         ];
         for (flag, spoil) in cases {
             let mut c = ServeConfig::default();

@@ -130,6 +130,7 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
         },
         accepts_per_round,
         splice_from: Limit(splice_from),
+        inetd: false,
     };
     world.borrow_mut().accept_budget = accepts_per_round as usize;
     let addr: SocketAddr = ([127, 0, 0, 1], 8090).into();
