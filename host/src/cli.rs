@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::config::{parse_secs, ServeConfig};
-use crate::{activation, client, driver, notify, signals};
+use crate::{activation, client, docs, driver, notify, signals, sys};
 
 /// A readiness-driven TCP echo server on select(2), and its client.
 #[derive(Debug, Parser)]
@@ -28,6 +28,49 @@ pub enum Command {
     Serve(ServeConfig),
     /// Send messages on several sockets and check that every byte comes back.
     Client(ClientArgs),
+    /// Print a completion script for a shell (bash: `source <(echoloop completions bash)`).
+    Completions(CompletionsArgs),
+    /// Print a man page in roff: echoloop(1), or echoloop-SUBCOMMAND(1) with that
+    /// subcommand's options (`echoloop man serve | man -l -`).
+    Man(ManArgs),
+}
+
+/// `echoloop man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print; none for echoloop(1), which lists them.
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
+}
+
+/// `echoloop completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// The shells `echoloop completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+impl Shell {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+        }
+    }
 }
 
 /// `echoloop client`.
@@ -67,6 +110,12 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args, listen_given(&matches)),
         Command::Client(args) => client(args),
+        Command::Completions(args) => delegate_to_docs(&["completions", args.shell.name()]),
+        Command::Man(args) => {
+            let mut argv = vec!["man"];
+            argv.extend(args.subcommand.as_deref());
+            delegate_to_docs(&argv)
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("echoloop: {e}");
@@ -194,6 +243,25 @@ fn print_listening(server: &driver::Driver) {
     }
     // They must not sit in a buffer.
     let _ = stdout.flush();
+}
+
+/// `echoloop completions` and `echoloop man`: run by `echoloop-docs`, installed beside
+/// this binary, which carries the generators (clap_complete and clap_mangen add about
+/// 150 KB of code, resident in every server process if linked here; see [`docs`]).
+fn delegate_to_docs(args: &[&str]) -> io::Result<ExitCode> {
+    let here = std::env::current_exe()?;
+    let docs = here.with_file_name(docs::BIN);
+    let mut argv = vec![docs::BIN];
+    argv.extend_from_slice(args);
+    let err = sys::exec(&docs, &argv);
+    Err(io::Error::new(
+        err.kind(),
+        format!(
+            "{} writes completions and man pages, and cannot run: {err} (it is built and \
+             installed with echoloop)",
+            docs.display()
+        ),
+    ))
 }
 
 fn client(args: ClientArgs) -> io::Result<ExitCode> {

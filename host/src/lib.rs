@@ -20,6 +20,7 @@ mod batch;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod docs;
 pub mod driver;
 pub mod fd_set;
 mod heat;

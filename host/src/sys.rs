@@ -347,6 +347,31 @@ pub fn precise_timers() {
     }
 }
 
+/// Replaces this process with the program at `path`, run with `args` (its name first) and
+/// this environment; returns only if that failed. `execv(3)` itself: std's `Command::exec`
+/// would add its process-spawning machinery, 20 KB of code resident in every server, for
+/// `echoloop completions` and `echoloop man` alone.
+pub fn exec(path: &std::path::Path, args: &[&str]) -> io::Error {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(program) = CString::new(path.as_os_str().as_bytes()) else {
+        return io::ErrorKind::InvalidInput.into();
+    };
+    let Ok(args) = args
+        .iter()
+        .map(|a| CString::new(*a))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return io::ErrorKind::InvalidInput.into();
+    };
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    // SAFETY: `program` and every `argv` entry are NUL-terminated strings that outlive the
+    // call, and `argv` ends with a null pointer, as execv requires.
+    unsafe { libc::execv(program.as_ptr(), argv.as_ptr()) };
+    io::Error::last_os_error()
+}
+
 /// Empties a non-blocking socket (the signal pipe) into the void; returns the bytes
 /// discarded.
 pub fn drain(fd: BorrowedFd<'_>, scratch: &mut [u8]) -> io::Result<usize> {
