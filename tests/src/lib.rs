@@ -44,6 +44,24 @@ fn build(package: &str, bin: &str) -> PathBuf {
         .to_path_buf()
 }
 
+/// The `echoloop-docs` binary (completions and man pages), built as [`echoloop_bin`] is,
+/// into the same directory: `echoloop completions` and `echoloop man` run it from there.
+pub fn echoloop_docs_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        escargot::CargoBuild::new()
+            .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+            .package("echoloop")
+            .bin("echoloop-docs")
+            .current_release()
+            .run()
+            .unwrap_or_else(|e| panic!("building the echoloop-docs binary: {e}"))
+            .path()
+            .to_path_buf()
+    })
+    .clone()
+}
+
 /// The server processes a test body started, so that a timed-out test can kill them: its
 /// thread is left running, and would never drop them.
 type Owned = Arc<Mutex<Vec<Arc<Mutex<Child>>>>>;
@@ -139,8 +157,19 @@ impl Server {
     }
 
     /// As [`Server::spawn`], with the watchdog at `limit` (the soak runs for minutes).
-    pub fn spawn_for(mut cmd: Command, listeners: usize, limit: Duration) -> Server {
-        cmd.stdin(Stdio::null())
+    pub fn spawn_for(cmd: Command, listeners: usize, limit: Duration) -> Server {
+        Server::spawn_with_stdin(cmd, listeners, limit, Stdio::null())
+    }
+
+    /// As [`Server::spawn_for`], with `stdin` as the server's standard input (a socket
+    /// handed over, for socket activation through a shell).
+    pub fn spawn_with_stdin(
+        mut cmd: Command,
+        listeners: usize,
+        limit: Duration,
+        stdin: Stdio,
+    ) -> Server {
+        cmd.stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawning echoloop serve");
