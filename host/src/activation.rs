@@ -290,7 +290,7 @@ fn ends(fd: BorrowedFd<'_>) -> Option<(SocketAddr, SocketAddr)> {
 mod tests {
     use super::*;
 
-    fn env(pid: Option<&str>, fds: Option<&str>, names: Option<&str>) -> Env {
+    fn env_of(pid: Option<&str>, fds: Option<&str>, names: Option<&str>) -> Env {
         Env {
             pid: pid.map(str::to_owned),
             fds: fds.map(str::to_owned),
@@ -299,16 +299,30 @@ mod tests {
     }
 
     #[test]
+    fn taking_the_variables_removes_them_from_the_environment() {
+        // Only this test touches these variables.
+        env::set_var("LISTEN_PID", "7");
+        env::set_var("LISTEN_FDS", "2");
+        env::set_var("LISTEN_FDNAMES", "tcp:udp");
+        assert_eq!(Env::take(), env_of(Some("7"), Some("2"), Some("tcp:udp")));
+        for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+            assert_eq!(env::var_os(name), None, "{name} is still set");
+        }
+    }
+
+    #[test]
     fn no_listen_fds_is_no_activation() {
         assert_eq!(Env::default().handed(7), Ok(vec![]));
-        assert_eq!(env(Some("7"), Some("0"), None).handed(7), Ok(vec![]));
+        assert_eq!(env_of(Some("7"), Some("0"), None).handed(7), Ok(vec![]));
         // LISTEN_PID alone hands nothing over.
-        assert_eq!(env(Some("8"), None, None).handed(7), Ok(vec![]));
+        assert_eq!(env_of(Some("8"), None, None).handed(7), Ok(vec![]));
     }
 
     #[test]
     fn descriptors_count_from_three_with_their_names() {
-        let handed = env(Some("7"), Some("2"), Some("tcp:udp")).handed(7).unwrap();
+        let handed = env_of(Some("7"), Some("2"), Some("tcp:udp"))
+            .handed(7)
+            .unwrap();
         assert_eq!(
             handed,
             [
@@ -322,19 +336,31 @@ mod tests {
                 }
             ]
         );
-        let unnamed = env(Some("7"), Some("1"), None).handed(7).unwrap();
+        let unnamed = env_of(Some("7"), Some("1"), None).handed(7).unwrap();
         assert_eq!(unnamed, [Handed { fd: 3, name: None }]);
     }
 
     #[test]
     fn bad_variables_are_refused_with_the_variable_named() {
         let cases = [
-            (env(Some("8"), Some("1"), None), "LISTEN_PID=8 is another process"),
-            (env(None, Some("1"), None), "LISTEN_FDS without LISTEN_PID"),
-            (env(Some("x"), Some("1"), None), "LISTEN_PID=x is not"),
-            (env(Some("7"), Some("-1"), None), "LISTEN_FDS=-1 is not"),
-            (env(Some("7"), Some("4097"), None), "LISTEN_FDS=4097 is not"),
-            (env(Some("7"), Some("2"), Some("tcp")), "LISTEN_FDNAMES names 1"),
+            (
+                env_of(Some("8"), Some("1"), None),
+                "LISTEN_PID=8 is another process",
+            ),
+            (
+                env_of(None, Some("1"), None),
+                "LISTEN_FDS without LISTEN_PID",
+            ),
+            (env_of(Some("x"), Some("1"), None), "LISTEN_PID=x is not"),
+            (env_of(Some("7"), Some("-1"), None), "LISTEN_FDS=-1 is not"),
+            (
+                env_of(Some("7"), Some("4097"), None),
+                "LISTEN_FDS=4097 is not",
+            ),
+            (
+                env_of(Some("7"), Some("2"), Some("tcp")),
+                "LISTEN_FDNAMES names 1",
+            ),
         ];
         for (env, start) in cases {
             let err = env.handed(7).unwrap_err();

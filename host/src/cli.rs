@@ -200,7 +200,8 @@ fn serve(mut options: ServeConfig, listen_given: bool) -> io::Result<ExitCode> {
     };
     if let Some(mut notifier) = notifier {
         let open = server.local_addrs().count() + server.udp_addrs().count();
-        if notifier.ready(&format!("serving on {open} sockets")) {
+        let s = if open == 1 { "" } else { "s" };
+        if notifier.ready(&format!("listening on {open} socket{s}")) {
             let mut working = true;
             server.observe(
                 notify::STATUS_EVERY,

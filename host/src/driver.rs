@@ -12,8 +12,8 @@
 use std::cmp::Reverse;
 use std::io;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::net::UdpSocket;
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant as StdInstant};
 

@@ -166,11 +166,31 @@ mod tests {
             Ok(Target::Path("/run/systemd/notify".into()))
         );
         if cfg!(target_os = "linux") {
-            assert_eq!(parse("@sd/notify"), Ok(Target::Abstract(b"sd/notify".to_vec())));
+            assert_eq!(
+                parse("@sd/notify"),
+                Ok(Target::Abstract(b"sd/notify".to_vec()))
+            );
         }
         assert!(parse("relative/path").is_err());
         assert!(parse("vsock:2:1234").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn the_variable_is_taken_from_the_environment_and_a_bad_one_ignored() {
+        // Only this test touches the variable.
+        env::set_var("NOTIFY_SOCKET", "not/absolute");
+        assert!(Notifier::from_env().is_none());
+        assert_eq!(env::var_os("NOTIFY_SOCKET"), None);
+        env::set_var("NOTIFY_SOCKET", "/run/nothing/here");
+        let notifier = Notifier::from_env();
+        assert_eq!(env::var_os("NOTIFY_SOCKET"), None);
+        let mut notifier = notifier.unwrap();
+        assert!(
+            !notifier.ready("up"),
+            "no socket there: the caller stops notifying"
+        );
+        assert!(Notifier::from_env().is_none(), "absent: nothing to notify");
     }
 
     #[test]
