@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -159,58 +160,78 @@ fn listen_given(matches: &ArgMatches) -> bool {
 fn serve(mut options: ServeConfig, listen_given: bool) -> io::Result<ExitCode> {
     // First, while the process has one thread and before anything could inherit them.
     let activated = activation::Env::take();
-    let notifier = notify::Notifier::from_env();
+    let notify_socket = notify::take_env();
     if let Err(e) = options.check() {
-        eprintln!("echoloop: {e} (see --help)");
-        return Ok(ExitCode::from(2));
+        return Ok(refuse(format_args!("{e} (see --help)")));
     }
-    let handed = if options.inetd {
+    let mut server = if options.inetd {
         activation::release(&activated);
-        activation::Sockets::default()
+        match activation::inetd() {
+            Ok(connection) => serve_one(&mut options, connection)?,
+            Err(e) => return Ok(refuse(format_args!("--inetd: {e}"))),
+        }
     } else {
         match activation::sockets(&activated) {
-            Ok(handed) => handed,
-            Err(e) => {
-                eprintln!("echoloop: socket activation: {e}");
-                return Ok(ExitCode::from(2));
-            }
+            Ok(handed) => serve_sockets(&mut options, handed, listen_given)?,
+            Err(e) => return Ok(refuse(format_args!("socket activation: {e}"))),
         }
     };
+    if let Some(notifier) = notify_socket.as_deref().and_then(notify::Notifier::open) {
+        notify_ready(&mut server, notifier);
+    }
+    run(server, &options)
+}
+
+/// One line on stderr, and exit 2: what was asked for cannot be served.
+fn refuse(what: std::fmt::Arguments<'_>) -> ExitCode {
+    eprintln!("echoloop: {what}");
+    ExitCode::from(2)
+}
+
+/// A driver for the one connection `serve --inetd` was handed: a capacity of one.
+fn serve_one(
+    options: &mut ServeConfig,
+    (socket, peer): (OwnedFd, SocketAddr),
+) -> io::Result<driver::Driver> {
+    options.lower_max_conns(1);
+    // Process-wide handlers: installed here, at start-up, for the server to watch.
+    let signals = signals::self_pipe()?;
+    let mut server = driver::Driver::new(crate::Sys, options, Vec::new(), signals)?;
+    server.adopt(socket, peer)?;
+    Ok(server)
+}
+
+/// A driver for the activated sockets and the command line's addresses; with activated
+/// sockets and no `--listen` given, the default address is not listened on.
+fn serve_sockets(
+    options: &mut ServeConfig,
+    handed: activation::Sockets,
+    listen_given: bool,
+) -> io::Result<driver::Driver> {
     if !handed.is_empty() && !listen_given {
         options.listen.clear();
     }
-    // Process-wide handlers: installed here, at start-up, for the server to watch.
     let signals = signals::self_pipe()?;
-    let mut server = if options.inetd {
-        let (socket, peer) = match activation::inetd() {
-            Ok(connection) => connection,
-            Err(e) => {
-                eprintln!("echoloop: --inetd: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        };
-        options.lower_max_conns(1);
-        let mut server = driver::Driver::new(crate::Sys, &options, Vec::new(), signals)?;
-        server.adopt(socket, peer)?;
-        server
-    } else {
-        let server = driver::Driver::bind_with(&options, signals, handed.tcp, handed.udp)?;
-        print_listening(&server);
-        server
-    };
-    if let Some(mut notifier) = notifier {
-        let open = server.local_addrs().count() + server.udp_addrs().count();
-        let s = if open == 1 { "" } else { "s" };
-        if notifier.ready(&format!("listening on {open} socket{s}")) {
-            let mut working = true;
-            server.observe(
-                notify::STATUS_EVERY,
-                Box::new(move |event| {
-                    working = working && notifier.on(event);
-                }),
-            );
-        }
+    let server = driver::Driver::bind_with(options, signals, handed.tcp, handed.udp)?;
+    print_listening(&server);
+    Ok(server)
+}
+
+/// `READY=1` now; then `STATUS=` now and then, and `STOPPING=1`, until one fails.
+fn notify_ready(server: &mut driver::Driver, mut notifier: notify::Notifier) {
+    let open = server.local_addrs().count() + server.udp_addrs().count();
+    let s = if open == 1 { "" } else { "s" };
+    if notifier.ready(&format!("listening on {open} socket{s}")) {
+        let mut working = true;
+        server.observe(
+            notify::STATUS_EVERY,
+            Box::new(move |event| working = working && notifier.on(event)),
+        );
     }
+}
+
+/// Serves until the driver returns, then logs what it did.
+fn run(mut server: driver::Driver, options: &ServeConfig) -> io::Result<ExitCode> {
     log::debug!(
         "serving up to {} connections, {} buffers of {} bytes",
         server.capacity(),

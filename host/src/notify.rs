@@ -45,21 +45,26 @@ pub struct Notifier {
     status: String,
 }
 
+/// Reads `$NOTIFY_SOCKET` and removes it from the environment: no process started later
+/// should notify in this one's name. Call it while the process has one thread.
+pub fn take_env() -> Option<String> {
+    let given = env::var_os("NOTIFY_SOCKET")?;
+    env::remove_var("NOTIFY_SOCKET");
+    Some(given.to_string_lossy().into_owned())
+}
+
 impl Notifier {
-    /// Reads `$NOTIFY_SOCKET` and removes it from the environment (no process started
-    /// later should notify in this one's name; call it while the process has one
-    /// thread). `None` without it, or, with one warning line, if it is unusable.
-    pub fn from_env() -> Option<Notifier> {
-        let given = env::var_os("NOTIFY_SOCKET")?;
-        env::remove_var("NOTIFY_SOCKET");
-        let given = given.to_string_lossy().into_owned();
-        let opened = parse(&given).and_then(|target| {
+    /// A notifier to `given` (what `$NOTIFY_SOCKET` held), or, with one warning line,
+    /// `None` if it is unusable. It opens a socket: after socket activation took its
+    /// descriptors, so that the number is not taken for one of them.
+    pub fn open(given: &str) -> Option<Notifier> {
+        let opened = parse(given).and_then(|target| {
             let socket = UnixDatagram::unbound().map_err(|e| e.to_string())?;
             socket.set_nonblocking(true).map_err(|e| e.to_string())?;
             Ok(Notifier {
                 socket,
                 target,
-                given: given.clone(),
+                given: given.to_owned(),
                 status: String::new(),
             })
         });
@@ -179,18 +184,16 @@ mod tests {
     #[test]
     fn the_variable_is_taken_from_the_environment_and_a_bad_one_ignored() {
         // Only this test touches the variable.
-        env::set_var("NOTIFY_SOCKET", "not/absolute");
-        assert!(Notifier::from_env().is_none());
-        assert_eq!(env::var_os("NOTIFY_SOCKET"), None);
         env::set_var("NOTIFY_SOCKET", "/run/nothing/here");
-        let notifier = Notifier::from_env();
+        assert_eq!(take_env().as_deref(), Some("/run/nothing/here"));
         assert_eq!(env::var_os("NOTIFY_SOCKET"), None);
-        let mut notifier = notifier.unwrap();
+        assert_eq!(take_env(), None, "absent: nothing to notify");
+        assert!(Notifier::open("not/absolute").is_none());
+        let mut notifier = Notifier::open("/run/nothing/here").unwrap();
         assert!(
             !notifier.ready("up"),
             "no socket there: the caller stops notifying"
         );
-        assert!(Notifier::from_env().is_none(), "absent: nothing to notify");
     }
 
     #[test]

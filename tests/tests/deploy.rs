@@ -8,7 +8,7 @@
 //! is all socket activation is.
 #![cfg(target_os = "linux")]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
@@ -133,6 +133,13 @@ fn bad_activation_is_refused_with_one_line() {
         refused(
             tcp(),
             "LISTEN_FDS=2",
+            "LISTEN_FDS=2 but descriptor 4 is not open",
+        );
+        // The notification socket is opened after activation took its descriptors: it
+        // must not be mistaken for descriptor 4.
+        refused(
+            tcp(),
+            "LISTEN_FDS=2 NOTIFY_SOCKET=/nonexistent/notify",
             "LISTEN_FDS=2 but descriptor 4 is not open",
         );
         refused(
