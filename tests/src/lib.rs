@@ -48,18 +48,8 @@ fn build(package: &str, bin: &str) -> PathBuf {
 /// into the same directory: `echoloop completions` and `echoloop man` run it from there.
 pub fn echoloop_docs_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        escargot::CargoBuild::new()
-            .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-            .package("echoloop")
-            .bin("echoloop-docs")
-            .current_release()
-            .run()
-            .unwrap_or_else(|e| panic!("building the echoloop-docs binary: {e}"))
-            .path()
-            .to_path_buf()
-    })
-    .clone()
+    BIN.get_or_init(|| build("echoloop", "echoloop-docs"))
+        .clone()
 }
 
 /// The server processes a test body started, so that a timed-out test can kill them: its

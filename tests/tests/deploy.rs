@@ -18,17 +18,23 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use echoloop_tests::{
-    connect, echoloop_bin, echoloop_docs_bin, read_to_end, roundtrip, with_timeout, Rng, Server,
+    bench_bin, connect, echoloop_bin, echoloop_docs_bin, read_to_end, roundtrip, with_timeout, Rng,
+    Server,
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// The load generator, over TCP or (`--udp`) UDP, briefly, with its JSON report: the one
-/// place its invocation is spelled (`echoloop bench` until it becomes `echoloop-bench`).
+/// The load generator, over TCP or (`--udp`) UDP, briefly, with its JSON report.
 fn load(addr: SocketAddr, udp: bool) -> Output {
-    let mut cmd = Command::new(echoloop_bin());
-    cmd.args(["bench", "--connect", &addr.to_string(), "--json"])
-        .args(["--conns", "4", "--duration", "1", "--warmup", "0"]);
+    let mut cmd = Command::new(bench_bin());
+    cmd.args(["--connect", &addr.to_string(), "--json"]).args([
+        "--conns",
+        "4",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+    ]);
     if udp {
         cmd.arg("--udp");
     }

@@ -2,7 +2,7 @@
 //! descriptor 3 on) and inetd's connection on the standard descriptors.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use socket2::Socket;
 
@@ -26,17 +26,20 @@ pub fn inherit(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(socket.into())
 }
 
-/// Points descriptor `fd` (a standard one) at `/dev/null`, closing what it referred to:
-/// under inetd, standard output is the connection, and nothing may write there but the
-/// echo.
+/// Points standard descriptor `fd` (0, 1 or 2) at `/dev/null`, closing what it referred
+/// to: under inetd, standard output is the connection, and nothing may write there but
+/// the echo.
 pub fn to_null(fd: RawFd) -> io::Result<()> {
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")
         .map_err(|e| context("/dev/null", e))?;
-    // SAFETY: dup2 makes `fd` refer to the open /dev/null, closing what it referred to;
-    // `fd` is a standard descriptor, which no `OwnedFd` of this process owns.
-    cvt(unsafe { libc::dup2(null.as_raw_fd(), fd) }).map_err(|e| context("dup2", e))?;
-    Ok(())
+    let replaced = match fd {
+        0 => rustix::stdio::dup2_stdin(&null),
+        1 => rustix::stdio::dup2_stdout(&null),
+        2 => rustix::stdio::dup2_stderr(&null),
+        _ => return Err(io::ErrorKind::InvalidInput.into()),
+    };
+    replaced.map_err(|e| context("dup2", e.into()))
 }
