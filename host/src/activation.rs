@@ -263,15 +263,11 @@ pub fn inetd() -> Result<(OwnedFd, SocketAddr), String> {
     SockRef::from(&own)
         .set_nonblocking(true)
         .map_err(|e| format!("descriptor 0: O_NONBLOCK: {e}"))?;
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let also = [(1, stdout.as_fd()), (2, stderr.as_fd())];
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+    let is_the_connection = |fd: BorrowedFd<'_>| ends(fd) == Some((local, peer));
     let mut to_null = vec![0];
-    to_null.extend(
-        also.iter()
-            .filter(|(_, other)| ends(*other) == Some((local, peer)))
-            .map(|&(n, _)| n),
-    );
+    to_null.extend(is_the_connection(stdout.as_fd()).then_some(1));
+    to_null.extend(is_the_connection(stderr.as_fd()).then_some(2));
     for n in to_null {
         sys::to_null(n).map_err(|e| format!("descriptor {n}: {e}"))?;
     }

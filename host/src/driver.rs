@@ -11,8 +11,7 @@
 
 use std::cmp::Reverse;
 use std::io;
-use std::net::SocketAddr;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant as StdInstant};
@@ -384,10 +383,14 @@ impl<N: Net> Driver<N> {
 
     /// Tells the observer the counts, if its time has come.
     fn tell_observer(&mut self) {
-        let clock = self.net.now();
-        let Some(observer) = self.observer.as_mut().filter(|o| o.next <= clock) else {
+        // Without an observer, not even the clock is read.
+        let Some(observer) = self.observer.as_mut() else {
             return;
         };
+        let clock = self.net.now();
+        if clock < observer.next {
+            return;
+        }
         observer.next = clock + observer.every;
         (observer.hear)(Event::Tick {
             open: self.core.conn_count(),
@@ -580,7 +583,10 @@ impl<N: Net> Driver<N> {
             .accept_paused_until
             .map(|t| t.saturating_duration_since(clock));
         let reclaim = self.reclaim_at.map(|t| t.saturating_duration_since(clock));
-        let observer = (self.observer.as_ref()).map(|o| o.next.saturating_duration_since(clock));
+        let observer = self
+            .observer
+            .as_ref()
+            .map(|o| o.next.saturating_duration_since(clock));
         core.into_iter()
             .chain(pause)
             .chain(reclaim)
