@@ -13,8 +13,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod matrix;
+pub mod netns;
 #[allow(unsafe_code)]
 pub mod sock;
+
 
 /// The `echoloop` binary, built once per test process by escargot with the same cargo
 /// and profile as the tests, so `cargo test --workspace` from a clean target directory
@@ -52,9 +55,21 @@ pub fn echoloop_docs_bin() -> PathBuf {
         .clone()
 }
 
-/// The server processes a test body started, so that a timed-out test can kill them: its
-/// thread is left running, and would never drop them.
-type Owned = Arc<Mutex<Vec<Arc<Mutex<Child>>>>>;
+/// The load generator's command line up to its flags (`--connect ADDR ...` follow): the one
+/// place that knows which binary (and subcommand, if any) it is.
+pub fn loadgen_argv() -> Vec<std::ffi::OsString> {
+    vec![bench_bin().into_os_string()]
+}
+
+/// The server processes and network namespaces a test body started, so that a timed-out
+/// test can kill and delete them: its thread is left running, and would never drop them.
+type Owned = Arc<Mutex<Resources>>;
+
+#[derive(Default)]
+struct Resources {
+    children: Vec<Arc<Mutex<Child>>>,
+    netns: Vec<String>,
+}
 
 thread_local! {
     static OWNED: std::cell::RefCell<Option<Owned>> = const { std::cell::RefCell::new(None) };
@@ -81,15 +96,37 @@ pub fn with_timeout<T: Send + 'static>(
             Ok(()) => panic!("test body ended without a result"),
         },
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            for child in owned.lock().unwrap().iter() {
+            let owned = owned.lock().unwrap();
+            for child in &owned.children {
                 if let Ok(mut child) = child.lock() {
                     let _ = child.kill();
                     let _ = child.wait();
                 }
             }
+            for name in &owned.netns {
+                netns::delete(name);
+            }
             panic!("test timed out after {limit:?}")
         }
     }
+}
+
+/// Records a namespace the current test body made, for [`with_timeout`] to delete.
+fn own_netns(name: &str) {
+    OWNED.with(|o| {
+        if let Some(owned) = &*o.borrow() {
+            owned.lock().unwrap().netns.push(name.to_owned());
+        }
+    });
+}
+
+/// Forgets a namespace deleted by its owner.
+fn disown_netns(name: &str) {
+    OWNED.with(|o| {
+        if let Some(owned) = &*o.borrow() {
+            owned.lock().unwrap().netns.retain(|n| n != name);
+        }
+    });
 }
 
 /// A running `echoloop serve`: killed by PID when dropped or when its deadline passes,
@@ -169,7 +206,7 @@ impl Server {
         let child = Arc::new(Mutex::new(child));
         OWNED.with(|o| {
             if let Some(owned) = &*o.borrow() {
-                owned.lock().unwrap().push(Arc::clone(&child));
+                owned.lock().unwrap().children.push(Arc::clone(&child));
             }
         });
         let stop_watchdog = Some(watchdog(Arc::clone(&child), limit));

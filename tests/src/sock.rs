@@ -90,3 +90,31 @@ pub fn enter_netns(name: &str) {
     let ret = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
     assert_eq!(ret, 0, "setns {name}: {}", std::io::Error::last_os_error());
 }
+
+/// Attaches to the TAP device `name` of the calling thread's network namespace (made
+/// beforehand with `ip tuntap add dev NAME mode tap`): one `read` is one Ethernet frame in,
+/// one `write` one frame out, without the packet-information header.
+pub fn open_tap(name: &str) -> std::io::Result<std::fs::File> {
+    let tun = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")?;
+    // struct ifreq: the name (IFNAMSIZ bytes, NUL-terminated) then the flags.
+    let mut ifreq = [0u8; 40];
+    let bytes = name.as_bytes();
+    if bytes.len() >= libc::IFNAMSIZ {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("interface name {name:?} is too long"),
+        ));
+    }
+    ifreq[..bytes.len()].copy_from_slice(bytes);
+    let flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    ifreq[libc::IFNAMSIZ..libc::IFNAMSIZ + 2].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: `tun` is open; TUNSETIFF reads and writes a struct ifreq, which `ifreq` is
+    // large enough to hold (40 bytes on Linux).
+    if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, ifreq.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(tun)
+}
