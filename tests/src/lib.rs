@@ -17,7 +17,7 @@ pub mod matrix;
 pub mod netns;
 #[allow(unsafe_code)]
 pub mod sock;
-
+pub mod wire;
 
 /// The `echoloop` binary, built once per test process by escargot with the same cargo
 /// and profile as the tests, so `cargo test --workspace` from a clean target directory
