@@ -20,6 +20,10 @@
 //! }
 //! ```
 //!
+//! smoltcp has no listen backlog either: a SYN no listening socket takes is answered
+//! with a RST. [`SynBacklog`] wraps the network device and holds such SYNs until the
+//! driver has a socket listening again, so a burst of clients waits instead.
+//!
 //! [`UdpDriver`] serves UDP echo (RFC 862's datagram half) on one smoltcp UDP socket
 //! through the core's [`UdpEcho`](echoloop_core::udp::UdpEcho), guards included.
 //!
@@ -51,11 +55,13 @@
     )
 )]
 
+mod backlog;
 mod driver;
 mod loopback;
 pub mod time;
 mod udp;
 
+pub use backlog::{BacklogStats, Gate, GateRx, Held, SynBacklog};
 pub use driver::{Config, Driver, Polled};
 pub use loopback::StaticLoopback;
 pub use udp::{UdpDriver, UdpPolled};

@@ -2,7 +2,7 @@
 //! sockets driven by the driver, and client sockets, all on 127.0.0.1 with a mock clock.
 
 use echoloop_core::{Config as CoreConfig, ConnSlot, Server, SliceStorage};
-use echoloop_smoltcp::{Config, Driver, Polled};
+use echoloop_smoltcp::{Config, Driver, Polled, SynBacklog};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, Loopback, Medium};
 use smoltcp::socket::tcp::{self, RecvError, State};
@@ -21,6 +21,8 @@ pub struct Net<D: Device, const SOCKETS: usize, const CONNS: usize, const QUEUE:
     pub sockets: SocketSet<'static>,
     pub server: Server<SliceStorage<'static>>,
     pub driver: Driver<SOCKETS>,
+    /// SYNs held while no server socket listens, when the test asks for it.
+    pub backlog: Option<SynBacklog<64, 128, 16>>,
     next_port: u16,
 }
 
@@ -65,6 +67,7 @@ impl<D: Device, const S: usize, const C: usize, const Q: usize> Net<D, S, C, Q> 
             sockets,
             server: Server::new(config, storage(C, buffers, Q)).unwrap(),
             driver: Driver::new(Config::new(PORT), handles),
+            backlog: None,
             next_port: 49152,
         }
     }
@@ -107,8 +110,20 @@ impl<D: Device, const S: usize, const C: usize, const Q: usize> Net<D, S, C, Q> 
 
     /// One round: smoltcp, then the driver, then a millisecond passes.
     pub fn step(&mut self) -> Polled {
-        self.iface
-            .poll(self.now, &mut self.device, &mut self.sockets);
+        match &mut self.backlog {
+            Some(backlog) => {
+                backlog.update(&self.sockets);
+                self.iface.poll(
+                    self.now,
+                    &mut backlog.gate(&mut self.device),
+                    &mut self.sockets,
+                );
+            }
+            None => {
+                self.iface
+                    .poll(self.now, &mut self.device, &mut self.sockets);
+            }
+        }
         let polled = self
             .driver
             .poll(self.now, &mut self.server, &mut self.sockets);
