@@ -23,6 +23,7 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use echoloop_lan9118::{Config as EthConfig, Lan9118, Mmio, MPS2_BASE};
+use echoloop_smoltcp::SynBacklog;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
@@ -31,7 +32,7 @@ use static_cell::ConstStaticCell;
 use clock::Clock;
 use echo::Echo;
 use rt::exit;
-use sizes::{SOCKETS, TCP_RX_BUFFER, TCP_TX_BUFFER};
+use sizes::{BACKLOG_SYNS, SOCKETS, SYN_FRAME, TCP_RX_BUFFER, TCP_TX_BUFFER};
 use udp_echo::UdpEcho;
 
 /// QEMU's default NIC address; any locally administered one would do.
@@ -49,6 +50,9 @@ static SOCKET_STORAGE: ConstStaticCell<[SocketStorage<'static>; SOCKETS + 1]> =
 static BUFFERS: ConstStaticCell<[Buffers; SOCKETS]> =
     ConstStaticCell::new([([0; TCP_RX_BUFFER], [0; TCP_TX_BUFFER]); SOCKETS]);
 static ETHERNET: ConstStaticCell<Option<Lan9118<Mmio>>> = ConstStaticCell::new(None);
+/// SYNs that arrive while every slot is busy wait here rather than get a RST.
+static BACKLOG: ConstStaticCell<SynBacklog<BACKLOG_SYNS, SYN_FRAME, SOCKETS>> =
+    ConstStaticCell::new(SynBacklog::ethernet(echo::PORT));
 
 #[entry]
 fn main() -> ! {
@@ -96,6 +100,8 @@ fn main() -> ! {
             exit(debug::EXIT_FAILURE)
         }
     };
+    let backlog = BACKLOG.take();
+    let mut reported = backlog.stats();
     echo.poll(clock.now(), &mut sockets);
     udp.poll(clock.now(), &mut sockets);
     defmt::info!(
@@ -112,12 +118,22 @@ fn main() -> ! {
             irq::unmask();
         }
         let now = clock.now();
-        iface.poll(now, &mut *eth, &mut sockets);
+        backlog.update(&sockets);
+        iface.poll(now, &mut backlog.gate(&mut *eth), &mut sockets);
         // Both, whatever the first did: neither service waits for the other.
         let moved = echo.poll(now, &mut sockets);
         if udp.poll(now, &mut sockets) || moved {
             // The core moved bytes or datagrams: smoltcp has packets to send now.
             continue;
+        }
+        backlog.update(&sockets);
+        if backlog.can_release() {
+            // A socket listens again and a SYN waits for it.
+            continue;
+        }
+        if backlog.waiting() == 0 && backlog.stats() != reported {
+            reported = backlog.stats();
+            defmt::info!("backlog: {}", reported);
         }
         let next = match (iface.poll_at(now, &sockets), echo.poll_at()) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -1,9 +1,15 @@
 //! Every size the server's memory depends on, in one place. All of it is static: the
 //! firmware has no heap, and `size` on the ELF is its whole footprint (plus the stack).
 
-/// Connections served at once: the core's `MAX_CONNS`. One more client is refused (its
-/// SYN finds no listening socket and gets a RST) until a slot frees.
+/// Connections served at once: the core's `MAX_CONNS`. More clients wait: their SYNs are
+/// held (`BACKLOG_SYNS`) until a slot frees.
 pub const CONNS: usize = 4;
+/// SYNs held while every slot is busy (the listen backlog smoltcp does not have): a burst
+/// of this many clients beyond the slots waits; a SYN beyond it is dropped and its client
+/// retransmits.
+pub const BACKLOG_SYNS: usize = 64;
+/// The longest SYN frame held: Ethernet, and IPv4 and TCP headers with the most options.
+pub const SYN_FRAME: usize = 14 + 60 + 60;
 /// Bytes each connection's echo queue holds: the size of one buffer of the core's pool.
 pub const QUEUE: usize = 2048;
 /// Buffers in the core's pool: one per connection, so no connection ever waits for one.

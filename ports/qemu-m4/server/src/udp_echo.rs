@@ -5,7 +5,8 @@
 use core::mem::size_of;
 
 use echoloop_core::udp::{
-    DatagramSlot, SourceSlot, UdpConfig, UdpEcho as CoreUdpEcho, UdpSliceStorage, UdpStorageError,
+    Budget, DatagramSlot, SourceSlot, UdpConfig, UdpEcho as CoreUdpEcho, UdpSliceStorage,
+    UdpStorageError,
 };
 use echoloop_smoltcp::{time::to_core, UdpDriver};
 use smoltcp::iface::{SocketHandle, SocketSet};
@@ -22,6 +23,20 @@ type Echo = CoreUdpEcho<UdpSliceStorage<'static>>;
 /// so that a sender cannot aim sources at one set of the table; QEMU's user network is
 /// private to one run.
 const HASH_KEY: u64 = 0x7564_7065_6368_6f37;
+
+/// Datagrams one source may have echoed: 1,024 a second, bursts of 128. The core's
+/// defaults (4,096 a second, 4 MiB a second) are above what this firmware sends at all
+/// (about 2,000 datagrams a second under QEMU), so they would guard nothing here.
+const DATAGRAMS: Budget = Budget {
+    per_sec: 1024,
+    burst: 128,
+};
+/// Bytes one source may have echoed: 1 MiB a second, bursts of 64 KiB (room for the
+/// largest datagram many times over).
+const BYTES_BUDGET: Budget = Budget {
+    per_sec: 1 << 20,
+    burst: 64 << 10,
+};
 
 // The core's tables, lent to it as slices rather than held in a `UdpStaticStorage`
 // beside its configuration: the configuration holds a pointer, so a static holding both
@@ -49,6 +64,8 @@ impl UdpEcho {
     pub fn new(sockets: &mut SocketSet<'static>) -> Result<Self, UdpStorageError> {
         let mut config = UdpConfig::new();
         config.hash_key = HASH_KEY;
+        config.datagrams = DATAGRAMS;
+        config.bytes = BYTES_BUDGET;
         let storage = UdpSliceStorage::new(SLOTS.take(), BYTES.take(), UDP_SLOT, SOURCES.take())?;
         let echo = Echo::new(config, storage)?;
         let [rx_meta, tx_meta] = METADATA.take();
