@@ -52,15 +52,32 @@ impl Netns {
     /// A fresh namespace named `echoloop-test-TAG-PID-N`. Panics if it cannot be made (not
     /// root, no `ip`).
     pub fn new(tag: &str) -> Netns {
+        let name = Netns::fresh_name(tag);
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns::adopt(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A name for a namespace that something else will create (say `serve --netns`),
+    /// under the same scheme, so that it is swept if this process dies.
+    pub fn fresh_name(tag: &str) -> String {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         sweep();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{PREFIX}{tag}-{}-{n}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        crate::own_netns(&ns.name);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
+        format!("{PREFIX}{tag}-{}-{n}", std::process::id())
+    }
+
+    /// Takes charge of namespace `name` (made already, or about to be): it is deleted
+    /// when dropped, or when the test times out, if it still exists.
+    pub fn adopt(name: String) -> Netns {
+        crate::own_netns(&name);
+        Netns { name }
+    }
+
+    /// True while the namespace exists.
+    pub fn exists(&self) -> bool {
+        std::path::Path::new(&format!("/run/netns/{}", self.name)).exists()
     }
 
     /// Its name, for `ip netns exec` and `ip -n`.
