@@ -84,7 +84,9 @@ netns_serve() {
     fi
     local decode=(cat)
     command -v defmt-print >/dev/null && decode=(defmt-print -e "$elf")
-    ip netns exec "$name" "$@" -netdev "$netdev" -net "nic,model=lan9118,netdev=n0" \
+    # QEMU dies with this script (--pdeathsig), even if the script is killed outright and
+    # cannot stop it.
+    ip netns exec "$name" setpriv --pdeathsig TERM "$@" -netdev "$netdev" -net "nic,model=lan9118,netdev=n0" \
         -kernel "$elf" </dev/null > >("${decode[@]}" >&2) &
     qemu=$!
     (
