@@ -19,7 +19,7 @@ QEMU_TIMEOUT=120
 
 step "ports: tools"
 # binutils: `size`, `nm` and `strings` read both targets' ELFs.
-bash .ci/apt-install qemu-system-arm qemu-system-misc binutils
+bash .ci/apt-install qemu-system-arm qemu-system-misc binutils iproute2 nftables
 qemu-system-arm --version | head -n 1
 qemu-system-riscv32 --version | head -n 1
 rustup target add "$M4_TARGET" "$RISCV_TARGET"
@@ -177,6 +177,12 @@ step "ports: both servers, served to the host: the same tests against each"
 cd "$ROOT"
 cargo test --locked -p echoloop-tests --test firmware -- --ignored --test-threads=1 m4::
 cargo test --locked -p echoloop-tests --test firmware -- --ignored --test-threads=1 riscv::
+
+step "ports, Cortex-M4: the server on a TAP link (serve --netns; root)"
+# UDP from the host, the flood and loop guards, 5 % loss each way, one seeded run through
+# the impaired wire, and 64 simultaneous connects on 4 slots. One QEMU at a time.
+cargo test --locked -p echoloop-tests --test firmware_link -- --ignored --test-threads=1 \
+    tap_mode udp_datagrams guarded flood at_5_percent impaired burst
 
 step "ports: the core from C (C ABI, lwIP over a TAP link)"
 bash .ci/ports-c.sh
