@@ -192,7 +192,13 @@ impl Select {
         let hot = &mut self.hot;
         hot.clear();
         for &(fd, interest) in &self.own {
-            hot.watch(fd, interest);
+            // Urgent data concerns connections only.
+            if interest.read {
+                hot.read.insert(fd);
+            }
+            if interest.write {
+                hot.write.insert(fd);
+            }
         }
         let mut conns = 0;
         view.recent(self.planner.hot_window(), &mut |fd, interest| {

@@ -82,7 +82,7 @@ fn run_seed(seed: u64, poller: PollerKind) -> Result<Summary, String> {
     let max_conns = rng.range(2, 64) as usize;
     // One seed in eight holds up to four times as many connections, its ping-pong peers
     // pausing between messages: enough quiet hot connections for the loop to cut its hot
-    // window, and peers that then speak while cold (host/src/heat.rs).
+    // window, and peers that then speak while cold (host/src/poll/plan/heat.rs).
     let sleepers = seed % 8 == 5;
     let max_conns = if sleepers { max_conns * 4 } else { max_conns };
     // Four seeds in five relay, from reads of a byte up (a relay on nearly every read)

@@ -22,7 +22,7 @@ pub enum Kind {
     /// Sends a little, then is never heard of again (no FIN, no RST).
     Vanishes,
     /// Ping-pong with a pause of tens to hundreds of milliseconds after each echo: cold
-    /// between its messages once the loop shortens its hot window (host/src/heat.rs).
+    /// between its messages once the loop shortens its hot window (host/src/poll/plan/heat.rs).
     /// Drawn only in the seeds that hold many connections at once (`World::sleepers`).
     Sleeper,
     /// A sleeper whose pause is longer than the longest hot window (a second): it idles
