@@ -224,7 +224,8 @@ impl<N: Net> Driver<N> {
             .open_reserve()
             .map_err(|e| sys::context("opening /dev/null", e))?;
         let epoch = net.now();
-        let poller = Poller::open(options.poller, &mut net, options.batch_wait(), epoch)
+        let fds = options.max_conns + nofile::OWN_FDS + 64;
+        let poller = Poller::open(options.poller, &mut net, options.batch_wait(), epoch, fds)
             .map_err(|e| sys::context(&format!("--poller {}", options.poller), e))?;
         let relay = options.splice_from.0.and_then(|from| {
             Relay::open(&mut net, options.queue_size, from)
@@ -251,7 +252,7 @@ impl<N: Net> Driver<N> {
             },
             // Reserved, not touched: the pages come as connections do.
             conns: Vec::with_capacity(options.max_conns),
-            by_fd: Vec::with_capacity(options.max_conns + nofile::OWN_FDS + 64),
+            by_fd: Vec::with_capacity(fds),
             poller,
             touched: Vec::with_capacity(options.max_conns),
             rules: (false, true),

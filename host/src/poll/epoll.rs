@@ -54,11 +54,12 @@ pub struct Epoll<S> {
 }
 
 impl<S: AsRawFd> Epoll<S> {
-    /// A new epoll instance.
-    pub(crate) fn open<N: Net<Socket = S>>(net: &mut N) -> io::Result<Self> {
+    /// A new epoll instance, its table reserved for descriptors up to `fds` (it grows
+    /// past them if it must).
+    pub(crate) fn open<N: Net<Socket = S>>(net: &mut N, fds: usize) -> io::Result<Self> {
         Ok(Epoll {
             ep: net.epoll_create()?,
-            registered: Vec::new(),
+            registered: Vec::with_capacity(fds),
             polled: Vec::with_capacity(crate::net::EPOLL_EVENTS),
             ready: Vec::with_capacity(crate::net::EPOLL_EVENTS),
         })

@@ -123,16 +123,18 @@ pub(crate) enum Poller<N: Net> {
 }
 
 impl<N: Net> Poller<N> {
-    /// The backend `kind`; batching naps of `nap` (select only), its clock from `epoch`.
+    /// The backend `kind`; batching naps of `nap` (select only), its clock from `epoch`,
+    /// its tables reserved for descriptors up to `fds` (so that accepting allocates nothing).
     pub(crate) fn open(
         kind: PollerKind,
         net: &mut N,
         nap: Duration,
         epoch: Instant,
+        fds: usize,
     ) -> io::Result<Self> {
         Ok(match kind {
             PollerKind::Select => Poller::Select(select::Select::new(nap, epoch)),
-            PollerKind::Epoll => Poller::Epoll(epoll::Epoll::open(net)?),
+            PollerKind::Epoll => Poller::Epoll(epoll::Epoll::open(net, fds)?),
         })
     }
 
