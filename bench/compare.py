@@ -563,7 +563,8 @@ def markdown_table(results, meta, servers, cases):
 def best_peer(results, case, servers, metric):
     """(value, name) of the lowest median among the peers that held the case, or None."""
     vals = [(med(results[case][s], metric), s) for s in servers if not s.startswith(OURS)]
-    vals = [v for v in vals if v[0] is not None]
+    # Nothing to divide by: a server whose CPU the clock's ticks did not see (a short run).
+    vals = [v for v in vals if v[0]]
     return min(vals) if vals else None
 
 
@@ -574,7 +575,7 @@ def versus(results, case, servers, metric, unit, digits=2, ours_name=OURS, peer=
     best = best_peer(results, case, servers, metric)
     if peer is not None:
         value = med(results[case].get(peer), metric) if peer in servers else None
-        best = (value, peer) if value is not None else None
+        best = (value, peer) if value else None
     if best is None:
         return None
     if ours is None:
