@@ -459,6 +459,8 @@ impl<N: Net> Driver<N> {
             }
         }
         if !self.poller.follows_interest() {
+            // Read from the core every round instead (host rule 2).
+            self.touched.clear();
             return;
         }
         let rules = (self.shutting_down, self.core.free_buffers() > 0);

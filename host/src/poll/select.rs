@@ -129,6 +129,7 @@ impl Select {
         let mut wait = self.planner.begin(round);
         loop {
             let mut window = 0;
+            let mut before = net.now();
             let timeout = match wait {
                 Wait::All(timeout) => {
                     self.watch_all(view);
@@ -140,8 +141,10 @@ impl Select {
                             trace.nap(nap);
                         }
                         net.nap(nap);
+                        before = net.now();
                     }
-                    window = self.watch_window(round, net.now(), view);
+                    // The window's cost is its filling as well as the kernel's look.
+                    window = self.watch_window(round, before, view);
                     Some(Duration::ZERO)
                 }
                 Wait::Hot(timeout) => {
@@ -149,7 +152,6 @@ impl Select {
                     timeout
                 }
             };
-            let before = net.now();
             let ready = self.select(net, view, timeout, trace.as_deref_mut())?;
             let at = net.now();
             let seen = Seen {
