@@ -41,6 +41,7 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -62,6 +63,12 @@ CASES = [
     ("10,000 open, 100 busy x 64 B", "pingpong", 100, 64, 9900),
     ("udp 1 x 64 B", "udp", 1, 64, 0),
     ("udp 16 x 64 B", "udp", 16, 64, 0),
+    # Many peers each speaking now and then (bench/paced.py): one 64 B message every
+    # 200 ms on each of 1,000 connections, every echo checked.
+    ("paced 1,000 x 64 B / 200 ms", "paced", 1000, 64, 0),
+    # A connection waking among 10,000 (bench/cold_wake.py): 100 busy, the rest idle, and
+    # 10 probes quiet for 1.5 s, then each sends 8 bytes; p50/p99 are the probes' echoes.
+    ("cold wake among 10,000", "coldwake", 100, 64, 9890),
 ]
 # --smoke: every case, small. Above 1,000 connections it still crosses select's limit,
 # so the "n/a" path is exercised too.
@@ -78,11 +85,16 @@ SMOKE_CASES = [
     ("1,200 open, 10 busy x 64 B", "pingpong", 10, 64, 1190),
     ("udp 1 x 64 B", "udp", 1, 64, 0),
     ("udp 16 x 64 B", "udp", 16, 64, 0),
+    ("paced 100 x 64 B / 200 ms", "paced", 100, 64, 0),
+    ("cold wake among 1,000", "coldwake", 10, 64, 980),
 ]
 # Every server holds this many connections; above it, "n/a" is an answer, not a failure.
 ALL_HOLD = 1000
 # Servers whose names start with this are echoloop builds; the rest are its peers.
+# "echoloop" itself serves with the default backend, select.
 OURS = "echoloop"
+# The same build on the epoll backend: the other server whose targets are checked.
+EPOLL = "echoloop-epoll"
 # The peers that serve UDP echo (echoloop builds do once `serve` takes `--udp`).
 UDP_PEERS = ("tokio", "tokio-mt", "tokio-16k")
 
@@ -91,11 +103,14 @@ class NoUdp(Exception):
     """The server has no UDP echo: its UDP cases are "n/a", not failures."""
 
 TICK = os.sysconf("SC_CLK_TCK")
-COLOURS = {"echoloop": "#1b9e77", "echoloop-nobatch": "#8fd3bf",
+COLOURS = {"echoloop": "#1b9e77", "echoloop-epoll": "#0b5d45",
+           "echoloop-nobatch": "#8fd3bf",
            "echoloop-nosplice": "#66a61e", "tokio": "#7570b3",
            "tokio-mt": "#a6a1e0", "tokio-16k": "#cab2d6", "epoll": "#e7298a",
            "c-select": "#e6ab02", "python": "#d95f02"}
-DEFAULT_SERVERS = "echoloop,tokio,tokio-mt,tokio-16k,epoll,c-select,python"
+DEFAULT_SERVERS = "echoloop,echoloop-epoll,tokio,tokio-mt,tokio-16k,epoll,c-select,python"
+# The probes of a cold-wake case, how long they stay quiet, and how often they wake.
+PROBES, QUIET, WAKES = 10, 1.5, 3
 
 
 # The load generator as `cargo build --release -p echoloop-bench` leaves it.
@@ -130,7 +145,8 @@ def parse_args():
     p.add_argument("--smoke", action="store_true",
                    help="every case, small and short, one round: checks that all runs")
     p.add_argument("--servers", default=DEFAULT_SERVERS,
-                   help="comma-separated, from echoloop, echoloop-nobatch (--batch-wait 0), "
+                   help="comma-separated, from echoloop (select), echoloop-epoll "
+                   "(--poller epoll), echoloop-nobatch (--batch-wait 0), "
                    "echoloop-nosplice (--splice-from off), "
                    "tokio (current-thread, 64 KiB), tokio-mt (multi-thread, 64 KiB), "
                    "tokio-16k (current-thread, 16 KiB), epoll, c-select, python")
@@ -187,7 +203,9 @@ def server_cmd(name, args, udp=False):
             return [args.echoloop, "serve", "--listen", listen] + flags.split()
     return {
         "echoloop": [args.echoloop, "serve", "--listen", listen],
-        # The same binary without batching (host/src/batch.rs): its before/after.
+        # The same binary on its epoll backend (host/src/poll/epoll.rs).
+        "echoloop-epoll": [args.echoloop, "serve", "--listen", listen, "--poller", "epoll"],
+        # The same binary without batching (host/src/poll/plan/batch.rs): its before/after.
         "echoloop-nobatch": [args.echoloop, "serve", "--listen", listen, "--batch-wait", "0"],
         # The same binary that never relays (host/src/relay.rs): its before/after.
         "echoloop-nosplice": [args.echoloop, "serve", "--listen", listen,
@@ -312,8 +330,102 @@ def cannot_hold(r, conns, idle):
     return ", ".join(why) or None
 
 
+def bench_cmd(args):
+    """The load generator's command, before its flags."""
+    return [args.load_generator]
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def run_paced(server, case, args, pins):
+    """A paced case: this process is the load (bench/paced.py's), on the other CPU."""
+    import paced  # paced.py imports this module: imported only when used
+    _, _, conns, _, _ = case
+    settle = 0.2 if args.smoke else paced.SETTLE
+    proc, addr = start_server(pinned(server_cmd(server, args), pins and pins[0]))
+    mine = os.sched_getaffinity(0)
+    try:
+        if pins:
+            os.sched_setaffinity(0, {int(pins[1])})
+        ticks0 = proc_cpu_ticks(proc.pid)
+        trips = paced.load(addr, conns, 0.2, args.duration, settle)
+        ticks1 = proc_cpu_ticks(proc.pid)
+        peak_kib = proc_status_kib(proc.pid, "VmHWM")
+    except (OSError, RuntimeError) as e:
+        return {"na": "paced load failed: %s" % e}
+    finally:
+        os.sched_setaffinity(0, mine)
+        stop_server(proc)
+    if not trips:
+        return {"na": "no echo came back"}
+    cpu_s = (ticks1 - ticks0) / TICK
+    return {"messages_per_sec": len(trips) / args.duration, "mb_per_sec": None,
+            "p50_us": 1e6 * percentile(trips, 0.5), "p99_us": 1e6 * percentile(trips, 0.99),
+            "server_cpu_us_per_rt": 1e6 * cpu_s / len(trips), "peak_rss_kib": peak_kib,
+            "mismatches": 0}
+
+
+def run_cold_wake(server, case, args, pins):
+    """A cold-wake case: the load generator holds the busy and idle connections; this
+    process's probes go quiet, then wake (bench/cold_wake.py's)."""
+    import cold_wake  # imports this module: imported only when used
+    _, _, busy, size, idle = case
+    quiet, wakes, settle = (0.3, 1, 1.0) if args.smoke else (QUIET, WAKES, 3.0)
+    duration = settle + wakes * (quiet + 0.5) + 1
+    proc, addr = start_server(pinned(server_cmd(server, args), pins and pins[0]))
+    host, port = addr.rsplit(":", 1)
+    load = None
+    try:
+        ticks0 = proc_cpu_ticks(proc.pid)
+        load = subprocess.Popen(pinned(bench_cmd(args) + [
+            "--connect", addr, "--conns", str(busy), "--idle", str(idle), "--size", str(size),
+            "--duration", str(duration), "--warmup", "0", "--json"], pins and pins[1]),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(settle)
+        probes = [socket.create_connection((host, int(port)), timeout=10)
+                  for _ in range(PROBES)]
+        times = []
+        for _ in range(wakes):
+            time.sleep(quiet)
+            times += cold_wake.wake(probes)
+        for s in probes:
+            s.close()
+        stdout, stderr = load.communicate(timeout=duration + 60)
+        ticks1 = proc_cpu_ticks(proc.pid)
+        peak_kib = proc_status_kib(proc.pid, "VmHWM")
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+        return {"na": "cold wake failed: %s" % e}
+    finally:
+        if load is not None and load.poll() is None:
+            load.kill()
+            load.wait()
+        stop_server(proc)
+    if not stdout.strip():
+        return {"na": (stderr.strip().splitlines() or ["the load generator failed"])[-1]}
+    r = json.loads(stdout)
+    if r["mismatches"]:
+        return {"error": "%d connections received bytes that were not sent" % r["mismatches"],
+                "mismatches": r["mismatches"]}
+    why = cannot_hold(r, busy, idle)
+    if why:
+        return {"na": why}
+    trips = r["messages"] + r["warmup_messages"] + len(times)
+    cpu_s = (ticks1 - ticks0) / TICK
+    return {"messages_per_sec": r["messages_per_sec"], "mb_per_sec": None,
+            "p50_us": 1000 * percentile(times, 0.5), "p99_us": 1000 * percentile(times, 0.99),
+            "server_cpu_us_per_rt": 1e6 * cpu_s / trips, "peak_rss_kib": peak_kib,
+            "mismatches": 0}
+
+
 def run_one(server, case, args, pins, count_syscalls):
     _, mode, conns, size, idle = case
+    if mode == "paced":
+        return run_paced(server, case, args, pins)
+    if mode == "coldwake":
+        return run_cold_wake(server, case, args, pins)
     udp = mode == "udp"
     try:
         proc, addr = start_server(pinned(server_cmd(server, args, udp), pins and pins[0]), udp)
@@ -326,7 +438,7 @@ def run_one(server, case, args, pins, count_syscalls):
         perf = start_perf(proc.pid, perf_path) if count_syscalls else None
         ticks0 = proc_cpu_ticks(proc.pid)
         load_kind = ["--udp"] if udp else ["--mode", mode, "--idle", str(idle)]
-        bench = [args.load_generator, "--connect", addr] + load_kind + [
+        bench = bench_cmd(args) + ["--connect", addr] + load_kind + [
             "--conns", str(conns), "--size", str(size),
             "--duration", str(args.duration), "--warmup", str(args.warmup), "--json"]
         load = subprocess.Popen(pinned(bench, pins and pins[1]), stdout=subprocess.PIPE,
@@ -451,14 +563,19 @@ def markdown_table(results, meta, servers, cases):
 def best_peer(results, case, servers, metric):
     """(value, name) of the lowest median among the peers that held the case, or None."""
     vals = [(med(results[case][s], metric), s) for s in servers if not s.startswith(OURS)]
-    vals = [v for v in vals if v[0] is not None]
+    # Nothing to divide by: a server whose CPU the clock's ticks did not see (a short run).
+    vals = [v for v in vals if v[0]]
     return min(vals) if vals else None
 
 
-def versus(results, case, servers, metric, unit, digits=2):
-    """(text, ratio) for echoloop against the best peer, or None without both."""
-    ours = med(results[case].get(OURS), metric) if OURS in servers else None
+def versus(results, case, servers, metric, unit, digits=2, ours_name=OURS, peer=None):
+    """(text, ratio) for an echoloop build against the best peer (or `peer`), or None
+    without both."""
+    ours = med(results[case].get(ours_name), metric) if ours_name in servers else None
     best = best_peer(results, case, servers, metric)
+    if peer is not None:
+        value = med(results[case].get(peer), metric) if peer in servers else None
+        best = (value, peer) if value else None
     if best is None:
         return None
     if ours is None:
@@ -467,7 +584,7 @@ def versus(results, case, servers, metric, unit, digits=2):
                                         ours / best[0]), ours / best[0])
 
 
-def paired(raw, case, servers, metric):
+def paired(raw, case, servers, metric, ours=OURS):
     """echoloop over the best peer of the same round, per round: "median (min–max)", or ""
     without a round where both were measured."""
     rounds = zip(*(raw[case][s] for s in servers))
@@ -475,8 +592,8 @@ def paired(raw, case, servers, metric):
     for runs in rounds:
         by = {s: r.get(metric) for s, r in zip(servers, runs) if "na" not in r}
         peers = [v for s, v in by.items() if not s.startswith(OURS) and v]
-        if by.get(OURS) and peers:
-            ratios.append(by[OURS] / min(peers))
+        if by.get(ours) and peers:
+            ratios.append(by[ours] / min(peers))
     if len(ratios) < 2:
         return "".join("%.2f" % r for r in ratios)
     return "%.2f (%.2f–%.2f)" % (statistics.median(ratios), min(ratios), max(ratios))
@@ -487,7 +604,7 @@ def against_the_rest(raw, servers, cases):
     over the rounds, per case (echoloop's variants left out). One noisy figure over the
     lowest of several reads above 1 even among equals: this is what "level" reads as in
     the run, and whether echoloop's ratio to its best peer is any worse than theirs."""
-    contenders = [s for s in servers if s == OURS or not s.startswith(OURS)]
+    contenders = [s for s in servers if s in (OURS, EPOLL) or not s.startswith(OURS)]
     lines = ["| case | " + " | ".join(contenders) + " |",
              "|---|" + "---:|" * len(contenders)]
     for name, mode, *_ in cases:
@@ -508,10 +625,14 @@ def against_the_rest(raw, servers, cases):
 def targets(results, raw, servers, cases):
     """The targets (BENCHMARKS.md), as ratios against the best peer measured in the same
     run: (target, medians' ratio, round by round, met)."""
-    rows = []
+    rows = epoll_targets(results, raw, servers, cases)
     if OURS not in servers:
         return rows
     for name, mode, conns, _, idle in cases:
+        if mode in ("paced", "coldwake"):
+            # Measured, no target for select: its floor on the paced load is a look at every
+            # watched socket, and a wake waits for the sweep (docs/benchmarks.md).
+            continue
         if mode == "udp":
             continue  # the targets are TCP's
         total = conns + idle
@@ -539,6 +660,35 @@ def targets(results, raw, servers, cases):
         if v:
             rows.append(("peak RSS ≤ every peer's, " + name, v[0], "",
                          v[1] is not None and v[1] <= 1.0))
+    return rows
+
+
+def epoll_targets(results, raw, servers, cases):
+    """The epoll backend's targets (issue 23): within 1.10 times the best peer on the paced
+    load (CPU and p99) and at 10,000 open / 100 busy (CPU, against the C epoll peer), and a
+    wake among 10,000 echoed within 1 ms (p99)."""
+    rows = []
+    if EPOLL not in servers:
+        return rows
+    for name, mode, _, _, idle in cases:
+        checks = []
+        if mode == "paced":
+            checks = [("server_cpu_us_per_rt", "µs/msg", 2, None, 1.10),
+                      ("p99_us", "µs", 0, None, 1.10)]
+        elif mode == "pingpong" and idle:
+            checks = [("server_cpu_us_per_rt", "µs/RT", 2, "epoll", 1.10)]
+        elif mode == "coldwake":
+            p99 = med(results[name].get(EPOLL), "p99_us")
+            rows.append(("%s: wake p99 ≤ 1 ms, %s" % (EPOLL, name), "%s µs" % fmt(p99, 0), "",
+                         p99 is not None and p99 <= 1000))
+        for metric, unit, digits, peer, most in checks:
+            v = versus(results, name, servers, metric, unit, digits, EPOLL, peer)
+            if v:
+                what = "CPU" if metric.startswith("server_cpu") else "p99"
+                rows.append(("%s: %s ≤ %.2f × %s, %s" % (EPOLL, what, most, peer or "best peer",
+                                                          name), v[0],
+                             paired(raw, name, servers, metric, EPOLL) if peer is None else "",
+                             v[1] is not None and v[1] <= most))
     return rows
 
 

@@ -4,7 +4,7 @@
 For each server, interleaved over rounds: the server (pinned to one CPU) gets N
 connections from this script (the other CPU), each sending one 64-byte message every
 INTERVAL, spread evenly over the interval, and waiting for its echo (checked byte for
-byte). This is the load the heat window's hold is for (host/src/heat.rs): every peer is
+byte). This is the load the heat window's hold is for (host/src/poll/plan/heat.rs): every peer is
 about to speak, yet any one `select` finds few of them ready. Reported per server: the
 echo round trip's p50, p99 and worst, and the server's CPU per message.
 
@@ -55,7 +55,7 @@ class Peer:
         self.got = b""
 
 
-def load(addr, conns, interval, duration):
+def load(addr, conns, interval, duration, settle=SETTLE):
     """Round trips in seconds, every echo checked."""
     host, port = addr.rsplit(":", 1)
     sel = selectors.DefaultSelector()
@@ -66,7 +66,7 @@ def load(addr, conns, interval, duration):
         s.setblocking(False)
         peers.append(Peer(s, i))
         sel.register(s, selectors.EVENT_READ, peers[-1])
-    time.sleep(SETTLE)
+    time.sleep(settle)
     start = time.monotonic()
     end = start + duration
     due = [(start + interval * i / conns, i) for i in range(conns)]

@@ -9,6 +9,7 @@ use clap::builder::TypedValueParser as _;
 use clap::Args;
 use echoloop_core::udp::{Budget, UdpConfig};
 
+use crate::poll::PollerKind;
 use crate::udp;
 
 /// Where the server listens by default: the seed's address, on loopback only.
@@ -44,6 +45,10 @@ pub const MAX_BATCH_WAIT_MICROS: u64 = 10_000;
 /// next receive a relay. Chosen by data (docs/benchmarks.md, "Defaults chosen by data"):
 /// at 16 KiB ping-pong the two ways cost the same, above it the relay wins.
 pub const SPLICE_FROM: usize = 16 * 1024;
+
+/// The default `--poller`, on every platform: `select` is the reference backend, what the
+/// core was designed against.
+pub const POLLER: PollerKind = PollerKind::Select;
 
 /// The flood guard's defaults are the core's ([`UdpConfig::new`]).
 const UDP_DEFAULTS: UdpConfig = UdpConfig::new();
@@ -82,9 +87,13 @@ pub struct ServeConfig {
     /// reset. Off by default.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub idle_timeout: Option<Duration>,
-    /// Print, each round, what went into select, what came back and what the core did.
+    /// Print, each round, what went into the wait (select or epoll_wait), what came back
+    /// and what the core did.
     #[arg(long)]
     pub trace: bool,
+    /// How to wait for readiness: select (every platform, the default) or epoll (Linux).
+    #[arg(long, value_name = "POLLER", default_value_t = POLLER, value_parser = parse_poller)]
+    pub poller: PollerKind,
     /// When busy but few sockets are ready, wait this many microseconds for more before
     /// the next select, so one scan serves several (0: never).
     #[arg(long, value_name = "MICROS", default_value_t = BATCH_WAIT_MICROS,
@@ -150,6 +159,7 @@ impl ServeConfig {
             max_conns_per_ip: None,
             idle_timeout: None,
             trace: false,
+            poller: POLLER,
             batch_wait: BATCH_WAIT_MICROS,
             accepts_per_round: ACCEPTS_PER_ROUND,
             splice_from: Limit(Some(SPLICE_FROM)),
@@ -203,6 +213,7 @@ impl ServeConfig {
             _ if self.inetd && !self.udp.is_empty() => {
                 Err("--inetd serves the one connection on descriptor 0: no --udp".into())
             }
+            _ if !self.poller.offered() => Err(not_offered(self.poller.name())),
             _ => Ok(()),
         }
     }
@@ -255,6 +266,22 @@ fn parse_off_or<T>(
         "off" => Ok(Limit(None)),
         _ => parse(text).map(|n| Limit(Some(n))),
     }
+}
+
+/// A backend this platform offers, by name.
+fn parse_poller(text: &str) -> Result<PollerKind, String> {
+    PollerKind::ALL
+        .into_iter()
+        .find(|k| k.name() == text && k.offered())
+        .ok_or_else(|| format!("this platform offers {}", PollerKind::offered_here()))
+}
+
+/// The one line for a backend this platform does not offer.
+fn not_offered(name: &str) -> String {
+    format!(
+        "--poller {name}: this platform offers {}",
+        PollerKind::offered_here()
+    )
 }
 
 /// A whole number from 1 to 2^32 - 1.
@@ -376,6 +403,31 @@ mod tests {
             ..ServeConfig::default()
         };
         assert!(most.check().is_ok(), "65,534 is what the core can index");
+    }
+
+    #[test]
+    fn only_the_pollers_this_platform_offers_are_taken() {
+        assert_eq!(parse(&[]).unwrap().poller, PollerKind::Select);
+        let here = PollerKind::offered_here();
+        for name in ["x", "kqueue", "", "Select"] {
+            let err = parse(&["--poller", name]).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("this platform offers {here}")),
+                "{err}"
+            );
+        }
+        let epoll = parse(&["--poller", "epoll"]);
+        #[cfg(target_os = "linux")]
+        assert_eq!(epoll.unwrap().poller, PollerKind::Epoll);
+        #[cfg(not(target_os = "linux"))]
+        assert!(epoll.is_err());
+        for kind in PollerKind::ALL {
+            let c = ServeConfig {
+                poller: kind,
+                ..ServeConfig::default()
+            };
+            assert_eq!(c.check().is_ok(), kind.offered(), "{kind}");
+        }
     }
 
     #[test]

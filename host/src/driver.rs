@@ -1,10 +1,10 @@
-//! The select(2) driver: each round it asks the core what to wait for, waits, feeds the
-//! core what happened, and carries out what the core decided.
+//! The event loop: each round it tells the readiness backend what the core wants of each
+//! descriptor, waits, feeds the core what happened, and carries out what the core decided.
 //!
-//! The shape of Redis's `ae_select.c`: the fd sets are rebuilt from the core's interest
-//! before every call (host rule 2), so no stale descriptor is ever watched. While busy, a
-//! round's work is proportional to the busy connections (the core lists them by activity)
-//! plus a window of the idle ones (`sweep.rs`), never to the capacity.
+//! The shape of Redis's `aeProcessEvents`: one loop over a backend (`poll`), `select` by
+//! default or `epoll` (`--poller`), which owns its sets or registrations and decides how
+//! it waits. The loop's part is the order of a round: the signal first, then accepts,
+//! UDP, and the ready connections longest-waiting first.
 //!
 //! Every call the loop makes to the operating system goes through [`Net`], so the same
 //! loop runs on real sockets ([`Sys`]) or on a simulated network (`host/tests/sim/main.rs`).
@@ -20,16 +20,13 @@ use echoloop_core::udp::UdpConfig;
 use echoloop_core::{Action, CloseReason, ConnId, ErrorKind, Instant, Interest, RecvError, Server};
 use log::{debug, error, info, warn};
 
-use crate::batch::Batching;
 use crate::config::ServeConfig;
-use crate::fd_set;
-use crate::heat::Heat;
-use crate::net::{Net, Sets, Sys};
+use crate::net::{Net, Source, Sys};
 use crate::nofile;
 use crate::per_ip::PerIp;
+use crate::poll::{Poller, PollerKind, Ready, Role, View};
 use crate::relay::Relay;
 use crate::storage::HeapStorage;
-use crate::sweep::Sweep;
 use crate::sys;
 use crate::trace::{Moved, Names, Trace};
 use crate::udp::{self, UdpReport, UdpSock};
@@ -61,7 +58,7 @@ struct Conn<S> {
     /// When the loop last served it, as a count of turns served (wrapping): a round
     /// serves its ready connections oldest first (see [`Driver::serve_ready`]).
     served: u32,
-    /// Served before: its peer has a pace the heat should keep up with (`heat.rs`).
+    /// Served before: its peer has a pace the select backend's heat should keep up with.
     spoke: bool,
     /// Its last read was large: its next receive is a relay (`relay.rs`).
     bulk: bool,
@@ -113,28 +110,26 @@ pub struct Driver<N: Net = Sys> {
     /// Indexed by `ConnId::index()`; grown (within its reserved capacity) to the highest
     /// index the core has handed out.
     conns: Vec<Option<Conn<N::Socket>>>,
-    /// The connection on each descriptor, so that a round serves what `select` reported
+    /// The connection on each descriptor, so that a round serves what the wait reported
     /// ready without visiting every connection watched. Grown to the highest descriptor
     /// accepted, never shrunk.
     by_fd: Vec<Option<ConnId>>,
-    /// What the next `select` watches; what it found ready once it returns.
-    sets: Sets,
-    /// What every `select` watches, rebuilt each round: every descriptor but the cold
-    /// connections (see `heat.rs`).
-    hot: Sets,
-    /// How many connections are in `hot`.
-    hot_conns: usize,
-    /// How recently a connection must have moved bytes to be in `hot`.
-    heat: Heat,
-    /// Where the window over the cold connections is.
-    sweep: Sweep,
-    /// The ready connections of a round, as (turns since last served, descriptor):
+    /// The readiness backend: its sets or registrations, and how it waits.
+    poller: Poller<N>,
+    /// Connections whose interest may have changed since the backend last heard of it:
+    /// accepted or served this round.
+    touched: Vec<ConnId>,
+    /// What every connection's interest depends on besides its own state (the loop is
+    /// shutting down; a buffer is free), as the backend last heard it.
+    rules: (bool, bool),
+    /// The ready connections of a round, as (turns since last served, what is ready):
     /// sorted, the order they are served in.
-    turns: Vec<(u32, RawFd)>,
+    turns: Vec<(u32, Ready)>,
+    /// The ready listeners and UDP sockets of a round.
+    own_ready: Vec<Ready>,
     /// Turns served so far, wrapping (a connection unserved for 2³² turns, hours at full
     /// load, is merely served out of order once).
     served: u32,
-    batching: Batching,
     /// `--accepts-per-round`.
     accepts_per_round: u32,
     /// The pipe that relays large reads; `None` where there is no `splice(2)`, or with
@@ -151,6 +146,8 @@ pub struct Driver<N: Net = Sys> {
     reclaim_at: Option<StdInstant>,
     /// Where the reclaimable buffers are listed before their pages go back.
     cold: Vec<Range<usize>>,
+    /// The last wait found a byte in the signal pipe, perhaps.
+    signalled: bool,
     /// A signal came: the next one aborts.
     shutting_down: bool,
     epoch: StdInstant,
@@ -227,6 +224,9 @@ impl<N: Net> Driver<N> {
             .open_reserve()
             .map_err(|e| sys::context("opening /dev/null", e))?;
         let epoch = net.now();
+        let fds = options.max_conns + nofile::OWN_FDS + 64;
+        let poller = Poller::open(options.poller, &mut net, options.batch_wait(), epoch, fds)
+            .map_err(|e| sys::context(&format!("--poller {}", options.poller), e))?;
         let relay = options.splice_from.0.and_then(|from| {
             Relay::open(&mut net, options.queue_size, from)
                 .map_err(|e| debug!("relaying off: {e}"))
@@ -252,15 +252,13 @@ impl<N: Net> Driver<N> {
             },
             // Reserved, not touched: the pages come as connections do.
             conns: Vec::with_capacity(options.max_conns),
-            by_fd: Vec::with_capacity(options.max_conns + nofile::OWN_FDS + 64),
-            sets: Sets::default(),
-            hot: Sets::default(),
-            hot_conns: 0,
-            heat: Heat::new(Instant::from_millis(0)),
-            sweep: Sweep::new(epoch),
+            by_fd: Vec::with_capacity(fds),
+            poller,
+            touched: Vec::with_capacity(options.max_conns),
+            rules: (false, true),
             turns: Vec::with_capacity(options.max_conns),
+            own_ready: Vec::new(),
             served: 0,
-            batching: Batching::new(options.batch_wait()),
             accepts_per_round: options.accepts_per_round,
             relay,
             signals,
@@ -271,12 +269,22 @@ impl<N: Net> Driver<N> {
                 .map(|limit| PerIp::new(options.max_conns, limit)),
             reclaim_at: None,
             cold: Vec::with_capacity(options.buffers()),
+            signalled: false,
             shutting_down: false,
             epoch,
             observer: None,
             scratch: vec![0; 256].into_boxed_slice(),
-            trace: options.trace.then(Trace::default),
+            trace: options.trace.then(|| {
+                let mut trace = Trace::default();
+                trace.poller(options.poller);
+                trace
+            }),
         })
+    }
+
+    /// The readiness backend this driver waits with.
+    pub fn poller(&self) -> PollerKind {
+        self.poller.kind()
     }
 
     /// Adds a bound UDP socket to the loop, with its echo's tables (about 560 KiB of
@@ -343,7 +351,7 @@ impl<N: Net> Driver<N> {
     /// Serves until SIGINT or SIGTERM, then delivers what is queued (within
     /// [`SHUTDOWN_GRACE`]) and returns; or until nothing is left to serve (no listener,
     /// no UDP socket, no connection: `serve --inetd` once its connection closed). Errors
-    /// only if `select` itself fails.
+    /// only if the wait itself fails.
     pub fn run(&mut self) -> io::Result<()> {
         sys::precise_timers();
         loop {
@@ -351,9 +359,13 @@ impl<N: Net> Driver<N> {
             if self.core.is_shut_down() || self.nothing_to_serve() {
                 return Ok(());
             }
-            let timeout = self.build_hot();
-            match self.wait(timeout) {
-                Ok(_) => {}
+            let clock = self.net.now();
+            if self.accept_paused_until.is_some_and(|t| t <= clock) {
+                self.accept_paused_until = None;
+            }
+            self.sync();
+            match self.wait(self.timeout(clock)) {
+                Ok(()) => {}
                 // Host rule 3: a signal interrupted the wait; its byte is in the pipe.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     if let Some(trace) = &mut self.trace {
@@ -361,10 +373,11 @@ impl<N: Net> Driver<N> {
                     }
                     continue;
                 }
-                Err(e) => return Err(sys::context("select", e)),
+                Err(e) => return Err(sys::context(self.poller.kind().name(), e)),
             }
             let now = self.now();
-            if self.sets.read.contains(self.signals.as_raw_fd()) {
+            self.sort_ready();
+            if self.signalled {
                 self.on_signal(now);
             }
             self.accept_ready(now);
@@ -398,95 +411,127 @@ impl<N: Net> Driver<N> {
         });
     }
 
-    /// Traces the sets: before `select` (`ready` is `None`) or after it.
-    fn trace_sets(&mut self, ready: Option<usize>, timeout: Option<Duration>) {
-        let Some(trace) = &mut self.trace else {
-            return;
+    /// Tells the backend what the core wants of the loop's own descriptors, and of every
+    /// connection whose interest may have changed: those accepted or served since, or all
+    /// of them when what every interest depends on changed (a shutdown began, the pool ran
+    /// out of free buffers or got one back). Only a backend that keeps registrations
+    /// needs the connections'.
+    fn sync(&mut self) {
+        let listening = self.core.listener_interest() && self.accept_paused_until.is_none();
+        let read = Interest {
+            read: true,
+            write: false,
         };
-        let names = Naming {
-            signals: self.signals.as_raw_fd(),
-            listeners: &self.listeners,
-            udp: &self.udp,
+        let own = [(&self.signals, read)]
+            .into_iter()
+            .chain(self.listeners.iter().map(|l| {
+                (
+                    &l.fd,
+                    Interest {
+                        read: listening,
+                        write: false,
+                    },
+                )
+            }));
+        for (fd, interest) in own {
+            let trace = self.trace.as_mut();
+            let source = Source::Socket(fd);
+            if let Err(e) = self
+                .poller
+                .watch(&mut self.net, source, Role::Own, interest, trace)
+            {
+                warn!("watching fd {}: {e}", fd.as_raw_fd());
+            }
+        }
+        for u in &self.udp {
+            // After a signal no new datagram is taken; waiting echoes still go out.
+            let interest = Interest {
+                read: !self.shutting_down,
+                write: u.write_interest(),
+            };
+            let trace = self.trace.as_mut();
+            let source = Source::Datagram(&u.socket);
+            if let Err(e) = self
+                .poller
+                .watch(&mut self.net, source, Role::Own, interest, trace)
+            {
+                warn!("watching udp {}: {e}", u.addr);
+            }
+        }
+        if !self.poller.follows_interest() {
+            // Read from the core every round instead (host rule 2).
+            self.touched.clear();
+            return;
+        }
+        let rules = (self.shutting_down, self.core.free_buffers() > 0);
+        if rules != self.rules {
+            self.rules = rules;
+            self.touched.clear();
+            self.touched.extend(self.core.conns().map(|(id, _)| id));
+        }
+        let mut touched = std::mem::take(&mut self.touched);
+        for id in touched.drain(..) {
+            let Ok(interest) = self.core.interest(id) else {
+                continue;
+            };
+            let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
+                continue;
+            };
+            if conn.id != id {
+                continue;
+            }
+            let trace = self.trace.as_mut();
+            let source = Source::Socket(&conn.fd);
+            if let Err(e) = self
+                .poller
+                .watch(&mut self.net, source, Role::Conn, interest, trace)
+            {
+                // ENOMEM, ENOSPC (max_user_watches): this connection only.
+                warn!("watching {}: {e}; closing it", conn.peer);
+                let _ = self.core.on_error(id, ErrorKind::Other);
+            }
+        }
+        self.touched = touched;
+    }
+
+    /// One round's wait, however the backend waits.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let tables = Tables {
+            core: &self.core,
             conns: &self.conns,
             by_fd: &self.by_fd,
+            listeners: &self.listeners,
+            udp: &self.udp,
+            signals: self.signals.as_raw_fd(),
+            now: self.core_time(self.net.now()),
         };
-        match ready {
-            None => trace.before(&self.sets, &names, timeout),
-            Some(n) => trace.after(&self.sets, &names, n),
-        }
+        self.poller
+            .wait(&mut self.net, &tables, timeout, self.trace.as_mut())
     }
 
-    /// `select`: on everything at once with few connections; else a look (after a nap if
-    /// the last one found the loop busy but sparse), then, only if nothing was ready, the
-    /// `select` that waits.
-    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        let conns = self.core.conn_count();
-        if !self.batching.looks(conns) {
-            self.watch_all();
-            return self.select(timeout);
-        }
-        self.nap(timeout);
-        let ready = self.look(conns)?;
-        if ready > 0 {
-            return Ok(ready);
-        }
-        if self.hot_conns == 0 {
-            // Nothing busy: wait on everything, so any connection is answered at once.
-            self.watch_all();
-            let ready = self.select(timeout);
-            self.sweep.restart(self.net.now());
-            return ready;
-        }
-        // Busy connections are only waiting on their peers: wait for them, and for the
-        // cold ones at the next window, rather than watch every idle one to block.
-        let patience = self.sweep.patience();
-        let timeout = match timeout {
-            _ if self.hot_conns == conns => timeout,
-            Some(t) => Some(t.min(patience)),
-            None => Some(patience),
-        };
-        self.sets.clone_from(&self.hot);
-        self.select(timeout)
-    }
-
-    /// Naps `--batch-wait` if the last look found the loop busy but few of the sockets it
-    /// watched ready (see `batch`), never past `timeout`.
-    fn nap(&mut self, timeout: Option<Duration>) {
-        if let Some(nap) = self.batching.nap(self.hot_conns) {
-            let nap = timeout.map_or(nap, |t| nap.min(t));
-            if let Some(trace) = &mut self.trace {
-                trace.nap(nap);
+    /// Sorts what the wait found ready: the signal pipe, the listeners and UDP sockets, and
+    /// the connections, longest waiting first (see [`Driver::serve_ready`]).
+    fn sort_ready(&mut self) {
+        self.signalled = false;
+        self.turns.clear();
+        self.own_ready.clear();
+        let signals = self.signals.as_raw_fd();
+        for &ready in self.poller.ready() {
+            if ready.fd == signals {
+                self.signalled = ready.read;
+            } else if let Some(conn) = conn_on(&self.by_fd, &self.conns, ready.fd) {
+                self.turns
+                    .push((self.served.wrapping_sub(conn.served), ready));
+            } else {
+                self.own_ready.push(ready);
             }
-            self.net.nap(nap);
         }
+        longest_waiting_first(&mut self.turns);
     }
 
-    /// A `select` that does not wait, on the hot sets and the sweep's window (which is
-    /// charged its share of the call's cost). Returns how many descriptors are ready.
-    fn look(&mut self, conns: usize) -> io::Result<usize> {
-        let before = self.net.now();
-        if self.hot_conns == conns {
-            // Nothing cold to sweep: the pass starts over once some connection goes cold.
-            self.sweep.restart(before);
-        }
-        let window = self.watch_window(before);
-        let ready = self.select(Some(Duration::ZERO))?;
-        let after = self.net.now();
-        let took = after.saturating_duration_since(before);
-        self.sweep
-            .looked(after, window, self.hot_conns + window, took);
-        self.batching.looked(ready);
-        self.heat
-            .looked(self.core_time(after), self.hot_conns, ready);
-        Ok(ready)
-    }
-
-    /// One `select` on `sets`, traced.
-    fn select(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        self.trace_sets(None, timeout);
-        let ready = self.net.select(&mut self.sets, timeout)?;
-        self.trace_sets(Some(ready), None);
-        Ok(ready)
+    /// Whether the last wait found `fd` (a listener or UDP socket) ready.
+    fn own_ready(&self, fd: RawFd) -> Option<Ready> {
+        self.own_ready.iter().find(|r| r.fd == fd).copied()
     }
 
     /// The core's clock: milliseconds on a monotonic clock since start-up.
@@ -498,77 +543,6 @@ impl<N: Net> Driver<N> {
     fn core_time(&self, clock: StdInstant) -> Instant {
         let elapsed = clock.saturating_duration_since(self.epoch);
         Instant::from_millis(elapsed.as_millis() as u64)
-    }
-
-    /// Fills the hot sets from the core's interest: the signal pipe, the listeners, the
-    /// UDP sockets and the connections active within the heat's window. Returns how long
-    /// `select` may wait.
-    fn build_hot(&mut self) -> Option<Duration> {
-        let clock = self.net.now();
-        let now = self.core_time(clock);
-        let hot = &mut self.hot;
-        hot.read.clear();
-        hot.write.clear();
-        hot.except.clear();
-        hot.read.insert(self.signals.as_raw_fd());
-        if self.accept_paused_until.is_some_and(|t| t <= clock) {
-            self.accept_paused_until = None;
-        }
-        if self.core.listener_interest() && self.accept_paused_until.is_none() {
-            for l in &self.listeners {
-                hot.read.insert(l.fd.as_raw_fd());
-            }
-        }
-        for u in &self.udp {
-            let fd = u.socket.as_raw_fd();
-            // After a signal no new datagram is taken; waiting echoes still go out.
-            if !self.shutting_down {
-                hot.read.insert(fd);
-            }
-            if u.write_interest() {
-                hot.write.insert(fd);
-            }
-        }
-        self.hot_conns = 0;
-        for (id, interest) in self.core.recently_active(now, self.heat.window()) {
-            let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
-                continue;
-            };
-            watch(hot, conn.fd.as_raw_fd(), interest);
-            self.hot_conns += 1;
-        }
-        self.timeout(clock)
-    }
-
-    /// `sets`: the hot sets and every other connection, for a `select` that must see
-    /// everything. Costs a visit to every open connection.
-    fn watch_all(&mut self) {
-        self.sets.clone_from(&self.hot);
-        for (id, interest) in self.core.conns() {
-            if let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) {
-                watch(&mut self.sets, conn.fd.as_raw_fd(), interest);
-            }
-        }
-    }
-
-    /// `sets`: the hot sets and the connections in the sweep's window at `clock`.
-    /// Returns how many connections the window added.
-    fn watch_window(&mut self, clock: StdInstant) -> usize {
-        self.sets.clone_from(&self.hot);
-        let window = self.sweep.window(clock, self.by_fd.len());
-        let mut added = 0;
-        let entries = self.by_fd.get(window.clone()).into_iter().flatten();
-        for (fd, entry) in window.zip(entries) {
-            let Some(id) = *entry else {
-                continue;
-            };
-            if let Ok(interest) = self.core.interest(id) {
-                // A hot one is in the sets already: inserting it again changes nothing.
-                watch(&mut self.sets, fd as RawFd, interest);
-                added += 1;
-            }
-        }
-        added
     }
 
     /// The earliest of the core's deadline, the end of an accept pause, the next reclaim
@@ -624,8 +598,8 @@ impl<N: Net> Driver<N> {
     /// A second signal aborts every connection at once.
     fn on_signal(&mut self, now: Instant) {
         match self.net.drain(&self.signals, &mut self.scratch) {
-            // select may report a descriptor ready when it is not (select(2), BUGS):
-            // without a byte in the pipe no signal came.
+            // select may report a descriptor ready when it is not (select(2), BUGS), and
+            // epoll too: without a byte in the pipe no signal came.
             Ok(0) => return,
             Ok(_) => {}
             Err(e) => warn!("reading the signal pipe: {e}"),
@@ -645,6 +619,7 @@ impl<N: Net> Driver<N> {
         }
         // Closing the listeners makes new connection attempts fail at once.
         for listener in self.listeners.drain(..) {
+            self.poller.forget(listener.fd.as_raw_fd());
             self.net.close(listener.fd);
         }
         self.core.shutdown(now, grace);
@@ -656,7 +631,10 @@ impl<N: Net> Driver<N> {
             let Some(listener) = self.listeners.get(i) else {
                 break;
             };
-            if !self.sets.read.contains(listener.fd.as_raw_fd()) {
+            if !self
+                .own_ready(listener.fd.as_raw_fd())
+                .is_some_and(|r| r.read)
+            {
                 continue;
             }
             for _ in 0..self.accepts_per_round {
@@ -756,6 +734,7 @@ impl<N: Net> Driver<N> {
                     bulk: false,
                 };
                 set(&mut self.conns, id.index(), Some(conn));
+                self.touched.push(id);
             }
             Err(e) => {
                 if let Some(per_ip) = &mut self.per_ip {
@@ -800,75 +779,55 @@ impl<N: Net> Driver<N> {
         }
     }
 
-    /// Serves the UDP sockets `select` reported ready: echoes that waited go first, then at
+    /// Serves the UDP sockets the wait reported ready: echoes that waited go first, then at
     /// most [`udp::DATAGRAMS_PER_ROUND`] new datagrams each.
     fn serve_udp(&mut self, now: Instant) {
-        for u in &mut self.udp {
-            let fd = u.socket.as_raw_fd();
-            if self.sets.write.contains(fd) {
+        for i in 0..self.udp.len() {
+            let Some(fd) = self.udp.get(i).map(|u| u.socket.as_raw_fd()) else {
+                break;
+            };
+            let Some(ready) = self.own_ready(fd) else {
+                continue;
+            };
+            let Some(u) = self.udp.get_mut(i) else {
+                break;
+            };
+            if ready.write {
                 u.flush(&mut self.net);
             }
-            if self.sets.read.contains(fd) && !self.shutting_down {
+            if ready.read && !self.shutting_down {
                 u.receive(&mut self.net, now);
             }
         }
     }
 
-    /// Serves every connection `select` reported ready, the one served longest ago first.
+    /// Serves every connection the wait reported ready, the one served longest ago first.
     /// `select` says what is ready, not since when; but a connection's next message comes
     /// about as long after its last echo as the next one's, so the order they were last
     /// served in is the order they became ready in. First come, first served (what an
     /// epoll loop gets from its ready list) is what keeps the tail short: in descriptor
-    /// order a connection that missed one round waited almost two. The ready descriptors
-    /// are read off the sets a word at a time, so a round costs what is ready, not what is
-    /// watched.
+    /// order a connection that missed one round waited almost two.
     fn serve_ready(&mut self, now: Instant) {
-        let sets = &self.sets;
-        self.turns.clear();
-        let mut woke_cold = false;
-        for raw in fd_set::ready(&sets.read, &sets.write, &sets.except) {
-            if let Some(conn) = self.conn_on(raw) {
-                // A first message says nothing of a pace: a peer may connect long
-                // before it speaks (the load generator opens all its connections first).
-                woke_cold |= conn.spoke && !self.hot.contains(raw);
-                self.turns
-                    .push((self.served.wrapping_sub(conn.served), raw));
-            }
-        }
-        if woke_cold {
-            self.heat.woke_cold(now);
-        }
-        longest_waiting_first(&mut self.turns);
         // Lent out while the turns are served, then put back with its capacity.
         let turns = std::mem::take(&mut self.turns);
-        for &(_, raw) in &turns {
-            self.serve(raw, now);
+        for &(_, ready) in &turns {
+            self.serve(ready, now);
         }
         self.turns = turns;
     }
 
-    /// The connection on descriptor `raw`, if any (the listeners, the signal pipe and the
-    /// UDP sockets have none).
-    fn conn_on(&self, raw: RawFd) -> Option<&Conn<N::Socket>> {
-        let id = (*self.by_fd.get(usize::try_from(raw).ok()?)?)?;
-        let conn = self.conns.get(id.index())?.as_ref()?;
-        (conn.id == id).then_some(conn)
-    }
-
-    /// Serves one connection `select` reported ready.
-    fn serve(&mut self, raw: RawFd, now: Instant) {
-        let Some(id) = self.conn_on(raw).map(|conn| conn.id) else {
+    /// Serves one connection the wait reported ready.
+    fn serve(&mut self, ready: Ready, now: Instant) {
+        let Some(id) = conn_on(&self.by_fd, &self.conns, ready.fd).map(|conn| conn.id) else {
             return;
         };
-        let sets = &self.sets;
         let Some(conn) = self.conns.get_mut(id.index()).and_then(Option::as_mut) else {
             return;
         };
         self.served = self.served.wrapping_add(1);
         conn.served = self.served;
         conn.spoke = true;
-        let readable = sets.read.contains(raw) || sets.except.contains(raw);
-        let writable = sets.write.contains(raw);
+        self.touched.push(id);
         let mut turn = Turn {
             core: &mut self.core,
             net: &mut self.net,
@@ -879,10 +838,10 @@ impl<N: Net> Driver<N> {
             bulk: &mut conn.bulk,
             moved: Moved::default(),
         };
-        if writable {
+        if ready.write {
             turn.flush();
         }
-        if readable {
+        if ready.read {
             turn.receive();
         }
         let moved = turn.moved;
@@ -936,6 +895,7 @@ impl<N: Net> Driver<N> {
         if let Some(entry) = self.by_fd.get_mut(conn.fd.as_raw_fd() as usize) {
             *entry = None;
         }
+        self.poller.forget(conn.fd.as_raw_fd());
         if let Some(per_ip) = &mut self.per_ip {
             per_ip.release(conn.peer.ip());
         }
@@ -968,16 +928,67 @@ fn set<T>(table: &mut Vec<Option<T>>, index: usize, value: Option<T>) {
     }
 }
 
-/// The names `--trace` gives descriptors, from the driver's tables.
-struct Naming<'a, S, D> {
-    signals: RawFd,
-    listeners: &'a [Listener<S>],
-    udp: &'a [UdpSock<D>],
+/// The connection on descriptor `raw`, if any (the listeners, the signal pipe and the
+/// UDP sockets have none).
+fn conn_on<'a, S>(
+    by_fd: &[Option<ConnId>],
     conns: &'a [Option<Conn<S>>],
-    by_fd: &'a [Option<ConnId>],
+    raw: RawFd,
+) -> Option<&'a Conn<S>> {
+    let id = (*by_fd.get(usize::try_from(raw).ok()?)?)?;
+    let conn = conns.get(id.index())?.as_ref()?;
+    (conn.id == id).then_some(conn)
 }
 
-impl<S: AsRawFd, D: AsRawFd> Names for Naming<'_, S, D> {
+/// The driver's tables as the backend reads them while it waits, and the names `--trace`
+/// gives descriptors.
+struct Tables<'a, S, D> {
+    core: &'a Core,
+    conns: &'a [Option<Conn<S>>],
+    by_fd: &'a [Option<ConnId>],
+    listeners: &'a [Listener<S>],
+    udp: &'a [UdpSock<D>],
+    signals: RawFd,
+    /// The core's time at the wait.
+    now: Instant,
+}
+
+impl<S: AsRawFd, D: AsRawFd> View for Tables<'_, S, D> {
+    fn conns(&self) -> usize {
+        self.core.conn_count()
+    }
+
+    fn fds(&self) -> usize {
+        self.by_fd.len()
+    }
+
+    fn recent(&self, within: echoloop_core::Duration, visit: &mut dyn FnMut(RawFd, Interest)) {
+        for (id, interest) in self.core.recently_active(self.now, within) {
+            if let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) {
+                visit(conn.fd.as_raw_fd(), interest);
+            }
+        }
+    }
+
+    fn all(&self, visit: &mut dyn FnMut(RawFd, Interest)) {
+        for (id, interest) in self.core.conns() {
+            if let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) {
+                visit(conn.fd.as_raw_fd(), interest);
+            }
+        }
+    }
+
+    fn interest(&self, fd: RawFd) -> Option<Interest> {
+        let id = conn_on(self.by_fd, self.conns, fd)?.id;
+        self.core.interest(id).ok()
+    }
+
+    fn spoke(&self, fd: RawFd) -> bool {
+        conn_on(self.by_fd, self.conns, fd).is_some_and(|conn| conn.spoke)
+    }
+}
+
+impl<S: AsRawFd, D: AsRawFd> Names for Tables<'_, S, D> {
     fn name(&self, fd: RawFd, out: &mut String) {
         use std::fmt::Write as _;
         if fd == self.signals {
@@ -986,12 +997,7 @@ impl<S: AsRawFd, D: AsRawFd> Names for Naming<'_, S, D> {
             let _ = write!(out, "listener {}", l.addr);
         } else if let Some(u) = self.udp.iter().find(|u| u.socket.as_raw_fd() == fd) {
             let _ = write!(out, "udp {}", u.addr);
-        } else if let Some(conn) = usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.by_fd.get(i).copied().flatten())
-            .and_then(|id| self.conns.get(id.index()))
-            .and_then(Option::as_ref)
-        {
+        } else if let Some(conn) = conn_on(self.by_fd, self.conns, fd) {
             let _ = write!(out, "{}", conn.peer);
         } else {
             let _ = write!(out, "fd {fd}");
@@ -1006,22 +1012,10 @@ fn check(options: &ServeConfig) -> io::Result<()> {
         .map_err(|text| io::Error::new(io::ErrorKind::InvalidInput, text))
 }
 
-/// Orders a round's turns, (turns served since, descriptor), the one served longest ago
-/// first; ties (connections not served since they were accepted) by descriptor.
-fn longest_waiting_first(turns: &mut [(u32, RawFd)]) {
-    turns.sort_unstable_by_key(|&(waited, raw)| (Reverse(waited), raw));
-}
-
-/// Puts a connection's descriptor in the sets its interest names.
-fn watch(sets: &mut Sets, fd: RawFd, interest: Interest) {
-    if interest.read {
-        // Exceptional means urgent data (host rule 5): read in place, like input.
-        sets.read.insert(fd);
-        sets.except.insert(fd);
-    }
-    if interest.write {
-        sets.write.insert(fd);
-    }
+/// Orders a round's turns, (turns served since, what is ready), the one served longest
+/// ago first; ties (connections not served since they were accepted) by descriptor.
+fn longest_waiting_first(turns: &mut [(u32, Ready)]) {
+    turns.sort_unstable_by_key(|&(waited, ready)| (Reverse(waited), ready.fd));
 }
 
 /// One connection's turn in a round: what `select` reported ready is served here.
@@ -1187,12 +1181,19 @@ mod tests {
         // Served at turns 7 (fds 5 and 2), 9 (fd 3), u32::MAX (fd 8) and 1 after the
         // counter wrapped (fd 4); it now reads 10.
         let now: u32 = 10;
-        let mut turns: Vec<(u32, RawFd)> = [(7, 5), (9, 3), (u32::MAX, 8), (1, 4), (7, 2)]
+        let mut turns: Vec<(u32, Ready)> = [(7, 5), (9, 3), (u32::MAX, 8), (1, 4), (7, 2)]
             .iter()
-            .map(|&(served, fd)| (now.wrapping_sub(served), fd))
+            .map(|&(served, fd)| {
+                let ready = Ready {
+                    fd,
+                    read: true,
+                    write: false,
+                };
+                (now.wrapping_sub(served), ready)
+            })
             .collect();
         longest_waiting_first(&mut turns);
-        let order: Vec<RawFd> = turns.iter().map(|&(_, fd)| fd).collect();
+        let order: Vec<RawFd> = turns.iter().map(|&(_, r)| r.fd).collect();
         assert_eq!(order, [8, 4, 2, 5, 3]);
     }
 

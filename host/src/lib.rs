@@ -1,4 +1,5 @@
-//! `echoloop`: the host side of the echo server. A [`select(2)`](driver) driver feeds the
+//! `echoloop`: the host side of the echo server. A [`driver`] over a readiness backend
+//! ([`poll`]: `select(2)`, or epoll on Linux) feeds the
 //! `no_std` core ([`echoloop_core`]) from real sockets; a [`client`] checks it end to end;
 //! [`cli`] is the `echoloop` binary's command line. The load generator is a binary of its
 //! own, `echoloop-bench` (`loadgen/`), so that the server carries none of it.
@@ -16,22 +17,19 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod activation;
-mod batch;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod docs;
 pub mod driver;
-pub mod fd_set;
-mod heat;
 pub mod net;
 mod nofile;
 pub mod notify;
 mod per_ip;
+pub mod poll;
 mod relay;
 pub mod signals;
 pub mod storage;
-mod sweep;
 #[allow(unsafe_code)]
 pub mod sys;
 mod trace;
@@ -39,5 +37,6 @@ pub mod udp;
 
 pub use config::ServeConfig;
 pub use driver::Driver;
-pub use fd_set::FdSet;
-pub use net::{Net, Sets, Sys};
+pub use net::{Net, Sys};
+pub use poll::fd_set::FdSet;
+pub use poll::PollerKind;

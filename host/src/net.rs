@@ -5,7 +5,8 @@
 //! type and [`Driver`](crate::Driver) is generic over it, so the calls are statically
 //! dispatched and inlined. The trait exists so that a simulated socket layer (seeded
 //! readiness, short reads, resets, `EMFILE`, clock jumps) can run the very same driver
-//! without a single real socket: see `host/tests/sim/`.
+//! without a single real socket: see `host/tests/sim/`. Readiness is a backend's
+//! (`poll`): both of them, `select` and `epoll`, make their calls through this trait.
 //!
 //! Set-up is not part of it: it happens before the loop, in
 //! [`Driver::bind`](crate::Driver::bind) (binding listeners) and at the binary's start-up
@@ -16,44 +17,56 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::fd_set::FdSet;
+use echoloop_core::Interest;
+
+use crate::poll::fd_set::FdSet;
 use crate::sys;
 
-/// The three sets handed to `select`, rebuilt each round by the driver; `select`
-/// overwrites them with the ready descriptors.
-#[derive(Default)]
-pub struct Sets {
-    /// Watched for input (and, for a listener, for a pending connection).
-    pub read: FdSet,
-    /// Watched for room to send.
-    pub write: FdSet,
-    /// Watched for urgent data (host rule 5).
-    pub except: FdSet,
+/// A descriptor for the readiness calls: a socket, or a UDP socket.
+pub enum Source<'a, N: Net + ?Sized> {
+    /// A connection, listener or the signal pipe.
+    Socket(&'a N::Socket),
+    /// A UDP socket.
+    Datagram(&'a N::Datagram),
 }
 
-impl Clone for Sets {
-    fn clone(&self) -> Self {
-        Sets {
-            read: self.read.clone(),
-            write: self.write.clone(),
-            except: self.except.clone(),
+impl<N: Net + ?Sized> Source<'_, N> {
+    /// Its number.
+    pub fn raw(&self) -> RawFd {
+        match self {
+            Source::Socket(s) => s.as_raw_fd(),
+            Source::Datagram(d) => d.as_raw_fd(),
         }
     }
-
-    /// Set by set, reusing their memory: the loop copies its sets before every look.
-    fn clone_from(&mut self, source: &Self) {
-        self.read.clone_from(&source.read);
-        self.write.clone_from(&source.write);
-        self.except.clone_from(&source.except);
-    }
 }
 
-impl Sets {
-    /// Whether `fd` is in any of the three sets.
-    pub fn contains(&self, fd: RawFd) -> bool {
-        self.read.contains(fd) || self.write.contains(fd) || self.except.contains(fd)
-    }
+/// An `epoll_ctl` operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ctl {
+    /// `EPOLL_CTL_ADD`: the descriptor was not registered.
+    Add,
+    /// `EPOLL_CTL_MOD`: it was, for other events.
+    Modify,
+    /// `EPOLL_CTL_DEL`: it is no longer wanted.
+    Delete,
 }
+
+/// One event `epoll_wait` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Polled {
+    /// The descriptor registered.
+    pub fd: RawFd,
+    /// `EPOLLIN` (or `EPOLLPRI`).
+    pub read: bool,
+    /// `EPOLLOUT`.
+    pub write: bool,
+    /// `EPOLLHUP` or `EPOLLERR`: reported whether asked for or not.
+    pub hangup: bool,
+}
+
+/// The most events one `epoll_wait` returns: the rest wait for the next round (level
+/// triggering keeps them), as with mio's default.
+pub const EPOLL_EVENTS: usize = 1024;
 
 /// The calls the event loop makes. Errors carry the OS errno
 /// ([`io::Error::raw_os_error`]), which the driver classifies: an implementation reports
@@ -63,15 +76,44 @@ impl Sets {
 /// "not now" and relies on `select` being level-triggered to come back.
 pub trait Net {
     /// An open socket, pipe or file. Not `Clone`: exactly one owner, who hands it back
-    /// to [`close`](Net::close). Its number is what goes into the [`Sets`].
+    /// to [`close`](Net::close).
     type Socket: AsRawFd;
 
     /// A bound UDP socket (`serve --udp`), non-blocking. Closed when dropped.
     type Datagram: AsRawFd;
 
-    /// `select(2)`: waits until a descriptor of the sets is ready or `timeout` passes
-    /// (`None`: for ever), leaves only the ready ones in the sets, returns their count.
-    fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize>;
+    /// `select(2)` on three sets: waits until one of their descriptors is ready or
+    /// `timeout` passes (`None`: for ever), leaves only the ready ones in the sets,
+    /// returns their count.
+    fn select(
+        &mut self,
+        read: &mut FdSet,
+        write: &mut FdSet,
+        except: &mut FdSet,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize>;
+
+    /// `epoll_create1(EPOLL_CLOEXEC)`; `Unsupported` where there is no epoll.
+    fn epoll_create(&mut self) -> io::Result<Self::Socket>;
+
+    /// `epoll_ctl`: `fd` registered (level-triggered) for what `interest` names, its
+    /// events carrying its number; or removed.
+    fn epoll_ctl(
+        &mut self,
+        epoll: &Self::Socket,
+        op: Ctl,
+        fd: Source<'_, Self>,
+        interest: Interest,
+    ) -> io::Result<()>;
+
+    /// `epoll_wait`: up to [`EPOLL_EVENTS`] events into `events` (cleared first), waiting
+    /// at most `timeout` (`None`: for ever) for the first. Returns their count.
+    fn epoll_wait(
+        &mut self,
+        epoll: &Self::Socket,
+        events: &mut Vec<Polled>,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize>;
 
     /// Accepts one pending connection on `listener`: the new socket, non-blocking and
     /// without SIGPIPE, and its peer's address. `EAGAIN` when none is pending; any error
@@ -154,8 +196,42 @@ impl Net for Sys {
     type Datagram = UdpSocket;
 
     #[inline]
-    fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize> {
-        sys::select(&mut sets.read, &mut sets.write, &mut sets.except, timeout)
+    fn select(
+        &mut self,
+        read: &mut FdSet,
+        write: &mut FdSet,
+        except: &mut FdSet,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        sys::select(read, write, except, timeout)
+    }
+
+    fn epoll_create(&mut self) -> io::Result<OwnedFd> {
+        sys::epoll::create()
+    }
+
+    #[inline]
+    fn epoll_ctl(
+        &mut self,
+        epoll: &OwnedFd,
+        op: Ctl,
+        fd: Source<'_, Self>,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match fd {
+            Source::Socket(s) => sys::epoll::ctl(epoll.as_fd(), op, s.as_fd(), interest),
+            Source::Datagram(d) => sys::epoll::ctl(epoll.as_fd(), op, d.as_fd(), interest),
+        }
+    }
+
+    #[inline]
+    fn epoll_wait(
+        &mut self,
+        epoll: &OwnedFd,
+        events: &mut Vec<Polled>,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        sys::epoll::wait(epoll.as_fd(), events, timeout)
     }
 
     #[inline]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use libc::c_int;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
-use crate::fd_set::FdSet;
+use crate::poll::fd_set::FdSet;
 
 mod inherit;
 pub use inherit::{inherit, to_null};
@@ -94,6 +94,98 @@ mod unlimited {
             errorfds: *mut fd_set,
             timeout: *mut timeval,
         ) -> c_int;
+    }
+}
+
+/// epoll through rustix: no `unsafe` here, and only on Linux.
+pub mod epoll {
+    use std::io;
+    use std::os::fd::{BorrowedFd, OwnedFd};
+    use std::time::Duration;
+
+    use echoloop_core::Interest;
+
+    use crate::net::{Ctl, Polled};
+
+    /// `epoll_create1(EPOLL_CLOEXEC)`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn create() -> io::Result<OwnedFd> {
+        use rustix::event::epoll;
+        epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|e| super::context("epoll_create1", e.into()))
+    }
+
+    /// `epoll_ctl`, level-triggered, the event's data the descriptor's number.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn ctl(
+        ep: BorrowedFd<'_>,
+        op: Ctl,
+        fd: BorrowedFd<'_>,
+        interest: Interest,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+
+        use rustix::event::epoll::{self, EventData, EventFlags};
+        let mut flags = EventFlags::empty();
+        flags.set(EventFlags::IN, interest.read);
+        flags.set(EventFlags::OUT, interest.write);
+        let data = EventData::new_u64(u64::try_from(fd.as_raw_fd()).unwrap_or(u64::MAX));
+        let done = match op {
+            Ctl::Add => epoll::add(ep, fd, data, flags),
+            Ctl::Modify => epoll::modify(ep, fd, data, flags),
+            Ctl::Delete => epoll::delete(ep, fd),
+        };
+        done.map_err(io::Error::from)
+    }
+
+    /// `epoll_wait` for at most [`EPOLL_EVENTS`](crate::net::EPOLL_EVENTS) events.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn wait(
+        ep: BorrowedFd<'_>,
+        out: &mut Vec<Polled>,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        use rustix::event::epoll::{self, EventFlags};
+        use rustix::event::Timespec;
+        out.clear();
+        let timeout = timeout.map(|d| Timespec {
+            tv_sec: d.as_secs().min(super::MAX_TIMEOUT_SECS) as _,
+            tv_nsec: d.subsec_nanos() as _,
+        });
+        // Not initialised: the kernel writes what it returns, and only that is read.
+        let mut events = [const { std::mem::MaybeUninit::uninit() }; crate::net::EPOLL_EVENTS];
+        let (got, _) = epoll::wait(ep, &mut events, timeout.as_ref())?;
+        for e in got.iter() {
+            let flags = e.flags;
+            out.push(Polled {
+                fd: i32::try_from(e.data.u64()).unwrap_or(-1),
+                read: flags.intersects(EventFlags::IN | EventFlags::PRI),
+                write: flags.contains(EventFlags::OUT),
+                hangup: flags.intersects(EventFlags::HUP | EventFlags::ERR),
+            });
+        }
+        Ok(out.len())
+    }
+
+    /// No epoll on this system.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn create() -> io::Result<OwnedFd> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no epoll on this system",
+        ))
+    }
+
+    /// No epoll on this system.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn ctl(_: BorrowedFd<'_>, _: Ctl, _: BorrowedFd<'_>, _: Interest) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// No epoll on this system.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn wait(_: BorrowedFd<'_>, _: &mut Vec<Polled>, _: Option<Duration>) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
     }
 }
 

@@ -1,11 +1,12 @@
-//! `--trace`: what went into `select`, what came back, and what the core did, each round.
+//! `--trace`: what went into the wait (`select` or `epoll_wait`, by name), what came back,
+//! and what the core did, each round.
 //!
 //! A teaching aid for the select model (the seed's "waiting for the next event", made
 //! real). Sockets are named by what they are: a listener by its address, a connection by
 //! its peer's address. Only built when asked for, so it costs nothing otherwise.
 //!
-//! It depends only on what it is handed: the sets and a way to name a descriptor
-//! ([`Names`]), so the loop keeps its tables to itself.
+//! It depends only on what it is handed: the sets or events and a way to name a
+//! descriptor ([`Names`]), so the loop keeps its tables to itself.
 
 use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
@@ -13,8 +14,12 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use crate::fd_set::FdSet;
-use crate::net::Sets;
+use echoloop_core::Interest;
+
+use crate::net::Ctl;
+use crate::poll::fd_set::FdSet;
+use crate::poll::select::Sets;
+use crate::poll::{PollerKind, Ready};
 
 /// What the trace calls each descriptor in a set.
 pub(crate) trait Names {
@@ -39,27 +44,88 @@ pub(crate) struct Trace {
 }
 
 impl Trace {
+    /// The backend the loop waits with: the trace's first line.
+    pub(crate) fn poller(&mut self, kind: PollerKind) {
+        self.line.clear();
+        let _ = write!(self.line, "poller: {kind}");
+        self.emit();
+    }
+
     /// The sets as handed to `select`, and the timeout.
-    pub(crate) fn before(&mut self, sets: &Sets, names: &impl Names, timeout: Option<Duration>) {
+    pub(crate) fn select_before(
+        &mut self,
+        sets: &Sets,
+        names: &dyn Names,
+        timeout: Option<Duration>,
+    ) {
         self.round += 1;
         self.line.clear();
         let _ = write!(self.line, "round {}: select(", self.round);
         self.sets(sets, names);
+        self.timeout(timeout);
+        self.emit();
+    }
+
+    /// The sets as `select` returned them.
+    pub(crate) fn select_after(&mut self, sets: &Sets, names: &dyn Names, ready: usize) {
+        self.line.clear();
+        let _ = write!(self.line, "  -> {ready} ready: ");
+        self.sets(sets, names);
+        self.emit();
+    }
+
+    /// An `epoll_wait` and its timeout (what it watches was registered before).
+    pub(crate) fn epoll_before(&mut self, timeout: Option<Duration>) {
+        self.round += 1;
+        self.line.clear();
+        let _ = write!(self.line, "round {}: epoll_wait(", self.round);
+        self.line.push_str("registered");
+        self.timeout(timeout);
+        self.emit();
+    }
+
+    /// What `epoll_wait` returned.
+    pub(crate) fn epoll_after(&mut self, ready: &[Ready], names: &dyn Names) {
+        self.line.clear();
+        let _ = write!(self.line, "  -> {} ready: ", ready.len());
+        for (name, pick) in [("read", true), ("write", false)] {
+            if !pick {
+                self.line.push_str(", ");
+            }
+            let _ = write!(self.line, "{name} [");
+            let fds = ready
+                .iter()
+                .filter(|r| if pick { r.read } else { r.write })
+                .map(|r| r.fd);
+            self.names(fds, names);
+            self.line.push(']');
+        }
+        self.emit();
+    }
+
+    /// A registration changed: the core's interest in `fd` did.
+    pub(crate) fn epoll_ctl(&mut self, op: Ctl, fd: RawFd, interest: Interest) {
+        self.line.clear();
+        let op = match op {
+            Ctl::Add => "ADD",
+            Ctl::Modify => "MOD",
+            Ctl::Delete => "DEL",
+        };
+        let _ = write!(
+            self.line,
+            "  epoll_ctl {op} fd {fd}: read {}, write {}",
+            interest.read, interest.write
+        );
+        self.emit();
+    }
+
+    fn timeout(&mut self, timeout: Option<Duration>) {
         match timeout {
             Some(t) => {
                 let _ = write!(self.line, ", timeout {t:?})");
             }
             None => self.line.push_str(", no timeout)"),
         }
-        self.emit();
-    }
-
-    /// The sets as `select` returned them.
-    pub(crate) fn after(&mut self, sets: &Sets, names: &impl Names, ready: usize) {
-        self.line.clear();
-        let _ = write!(self.line, "  -> {ready} ready: ");
-        self.sets(sets, names);
-        self.emit();
     }
 
     /// A batching nap before the next look: busy, but few sockets were ready.
@@ -107,7 +173,7 @@ impl Trace {
         self.emit();
     }
 
-    fn sets(&mut self, sets: &Sets, names: &impl Names) {
+    fn sets(&mut self, sets: &Sets, names: &dyn Names) {
         for (name, set) in [
             ("read", &sets.read),
             ("write", &sets.write),
@@ -123,8 +189,13 @@ impl Trace {
     }
 
     /// The descriptors of `set`, by name, separated by commas.
-    fn members(&mut self, set: &FdSet, names: &impl Names) {
-        for (i, fd) in set.iter().enumerate() {
+    fn members(&mut self, set: &FdSet, names: &dyn Names) {
+        self.names(set.iter(), names);
+    }
+
+    /// Descriptors by name, separated by commas.
+    fn names(&mut self, fds: impl Iterator<Item = RawFd>, names: &dyn Names) {
+        for (i, fd) in fds.enumerate() {
             if i > 0 {
                 self.line.push_str(", ");
             }

@@ -55,6 +55,22 @@ pub fn echoloop_docs_bin() -> PathBuf {
         .clone()
 }
 
+/// The readiness backend every server the tests start runs with: `ECHOLOOP_POLLER`
+/// (`select`, `epoll`), or the server's default when unset or empty. The whole suite runs
+/// on either: `ECHOLOOP_POLLER=epoll cargo test -p echoloop-tests`.
+pub fn poller() -> Option<String> {
+    std::env::var("ECHOLOOP_POLLER")
+        .ok()
+        .filter(|p| !p.is_empty())
+}
+
+/// `--poller P` as the tests' servers take it, if [`poller`] names one.
+fn poller_args() -> Vec<String> {
+    poller()
+        .map(|p| vec!["--poller".to_string(), p])
+        .unwrap_or_default()
+}
+
 /// The load generator's command line up to its flags (`--connect ADDR ...` follow): the one
 /// place that knows which binary (and subcommand, if any) it is.
 pub fn loadgen_argv() -> Vec<std::ffi::OsString> {
@@ -157,8 +173,9 @@ impl Server {
     pub fn start_in_shell(shell: &str, setup: &str, args: &str) -> Server {
         let bin = echoloop_bin();
         let script = format!(
-            "{setup}\nexec '{}' serve --listen 127.0.0.1:0 {args}",
-            bin.display()
+            "{setup}\nexec '{}' serve --listen 127.0.0.1:0 {} {args}",
+            bin.display(),
+            poller_args().join(" ")
         );
         let mut cmd = Command::new(shell);
         cmd.arg("-c").arg(script);
@@ -196,6 +213,17 @@ impl Server {
         limit: Duration,
         stdin: Stdio,
     ) -> Server {
+        // An `echoloop serve` (any build: the memory test serves from the release one)
+        // without `--poller` gets the one [`poller`] names.
+        let echoloop = std::path::Path::new(cmd.get_program())
+            .file_name()
+            .is_some_and(|name| name == "echoloop");
+        let serves = echoloop
+            && cmd.get_args().next().is_some_and(|a| a == "serve")
+            && !cmd.get_args().any(|a| a == "--poller");
+        if serves {
+            cmd.args(poller_args());
+        }
         cmd.stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -65,6 +65,16 @@ fn bad_flags_and_addresses_are_one_line_errors() {
         usage_error(&["serve", "--udp-rate", "0"], "'0'");
         usage_error(&["serve", "--udp-rate", "fast"], "'fast'");
         usage_error(&["serve", "--udp-bytes", "2GiB"], "'2GiB'");
+        let offered = if cfg!(target_os = "linux") {
+            "this platform offers select, epoll"
+        } else {
+            "this platform offers select"
+        };
+        usage_error(&["serve", "--poller", "x"], offered);
+        usage_error(&["serve", "--poller", "kqueue"], offered);
+        if !cfg!(target_os = "linux") {
+            usage_error(&["serve", "--poller", "epoll"], offered);
+        }
     });
 }
 

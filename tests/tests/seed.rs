@@ -154,14 +154,39 @@ fn trace_shows_the_sets_and_what_the_core_did() {
             Duration::from_secs(10)
         ));
         let log = server.stderr();
-        for want in [
-            format!("round 1: select(read [signals, {listener}], write [], except [], no timeout)"),
-            format!("-> 1 ready: read [{listener}], write [], except []"),
-            format!("{local}: accepted as #0.0"),
-            format!("select(read [signals, {listener}, {local}], write [], except [{local}]"),
-            format!("{local}: received 0, echoed 0, 0 queued, EOF"),
-        ] {
+        let poller = echoloop_tests::poller().unwrap_or_else(|| "select".into());
+        let wants = match poller.as_str() {
+            "epoll" => vec![
+                "poller: epoll".to_string(),
+                "round 1: epoll_wait(registered, no timeout)".into(),
+                format!("-> 1 ready: read [{listener}], write []"),
+                format!("{local}: accepted as #0.0"),
+                // The connection is registered once, for reading, when accepted.
+                "epoll_ctl ADD fd".into(),
+                format!("-> 1 ready: read [{local}], write []"),
+            ],
+            _ => vec![
+                "poller: select".to_string(),
+                format!(
+                    "round 1: select(read [signals, {listener}], write [], except [], no timeout)"
+                ),
+                format!("-> 1 ready: read [{listener}], write [], except []"),
+                format!("{local}: accepted as #0.0"),
+                format!("select(read [signals, {listener}, {local}], write [], except [{local}]"),
+            ],
+        };
+        for want in wants
+            .into_iter()
+            .chain([format!("{local}: received 0, echoed 0, 0 queued, EOF")])
+        {
             assert!(log.contains(&want), "want {want:?} in:\n{log}");
+        }
+        if poller == "epoll" {
+            assert_eq!(
+                log.matches("epoll_ctl").count(),
+                3,
+                "the signal pipe, the listener and the connection, each once:\n{log}"
+            );
         }
         // One action per decision: a close after the peer's EOF sends the FIN itself.
         assert!(!log.contains("core: shut down write side"), "{log}");

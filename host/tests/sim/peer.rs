@@ -22,14 +22,23 @@ pub enum Kind {
     /// Sends a little, then is never heard of again (no FIN, no RST).
     Vanishes,
     /// Ping-pong with a pause of tens to hundreds of milliseconds after each echo: cold
-    /// between its messages once the loop shortens its hot window (host/src/heat.rs).
+    /// between its messages once the loop shortens its hot window (host/src/poll/plan/heat.rs).
     /// Drawn only in the seeds that hold many connections at once (`World::sleepers`).
     Sleeper,
+    /// A sleeper whose pause is longer than the longest hot window (a second): it idles
+    /// among busy connections until the select backend has it cold, then speaks. Each echo
+    /// after its first must come back within [`IDLER_PATIENCE`].
+    Idler,
 }
+
+/// How long an idler waits for an echo at most, in steady virtual time: the select
+/// backend's sweep reaches an idle connection within about a pass (at most 100 ms, plus
+/// two short waits), and withheld readiness may cost it a few passes more.
+pub const IDLER_PATIENCE: Duration = Duration::from_secs(1);
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Stream,
         Kind::PingPong,
         Kind::HalfClose,
@@ -37,19 +46,25 @@ impl Kind {
         Kind::Resets,
         Kind::Vanishes,
         Kind::Sleeper,
+        Kind::Idler,
     ];
 
     /// Healthy peers must get back every byte the server took, then a clean EOF.
     pub fn healthy(self) -> bool {
         matches!(
             self,
-            Kind::Stream | Kind::PingPong | Kind::HalfClose | Kind::Sleeper
+            Kind::Stream | Kind::PingPong | Kind::HalfClose | Kind::Sleeper | Kind::Idler
         )
     }
 
     /// Ping-pong, paced or not: one message at a time.
     fn one_at_a_time(self) -> bool {
-        matches!(self, Kind::PingPong | Kind::Sleeper)
+        matches!(self, Kind::PingPong | Kind::Sleeper | Kind::Idler)
+    }
+
+    /// Paces itself: pauses after each echo.
+    fn pauses(self) -> bool {
+        matches!(self, Kind::Sleeper | Kind::Idler)
     }
 
     fn draw(rng: &mut Rng) -> Self {
@@ -93,6 +108,10 @@ pub struct Peer {
     pause: Duration,
     wake_at: Duration,
     rested: bool,
+    /// When its current message was all sent (after the first), until its echo is back.
+    asked_at: Option<Duration>,
+    /// The longest it waited for an echo of a message after its first.
+    pub longest_wait: Duration,
     /// Saw the server's EOF.
     pub eof: bool,
     /// Saw a reset.
@@ -130,6 +149,8 @@ impl Peer {
             pause: Duration::ZERO,
             wake_at: Duration::ZERO,
             rested: false,
+            asked_at: None,
+            longest_wait: Duration::ZERO,
             eof: false,
             reset: false,
             done: false,
@@ -137,9 +158,19 @@ impl Peer {
         }
     }
 
-    /// Makes this ping-pong peer a sleeper (see [`Kind::Sleeper`]).
+    /// Makes this ping-pong peer a sleeper (see [`Kind::Sleeper`]), or one in four an
+    /// idler (three short messages, [`Kind::Idler`]).
     pub fn sleep_between_messages(&mut self, rng: &mut Rng) {
-        if self.kind == Kind::PingPong {
+        if self.kind != Kind::PingPong {
+            return;
+        }
+        if rng.chance(0.25) {
+            self.kind = Kind::Idler;
+            self.pause = Duration::from_millis(rng.range(1_200, 2_500));
+            self.msg_size = rng.range(1, 64);
+            self.total = 3 * self.msg_size;
+            self.msg_end = self.msg_size;
+        } else {
             self.kind = Kind::Sleeper;
             self.pause = Duration::from_millis(rng.range(20, 400));
         }
@@ -165,7 +196,7 @@ impl Peer {
             _ => true,
         };
         if reads && rng.chance(self.read_p) {
-            self.read(link, rng);
+            self.read(link, rng, now);
         }
         if !self.done && now >= self.wake_at {
             self.send(link, rng, now);
@@ -189,7 +220,7 @@ impl Peer {
         true
     }
 
-    fn read(&mut self, link: &mut Link, rng: &mut Rng) {
+    fn read(&mut self, link: &mut Link, rng: &mut Rng, now: Duration) {
         if link.to_peer.is_empty() {
             if link.reset {
                 self.reset = true;
@@ -216,6 +247,11 @@ impl Peer {
             }
             self.received += 1;
         }
+        if self.received == self.msg_end {
+            if let Some(at) = self.asked_at.take() {
+                self.longest_wait = self.longest_wait.max(now.saturating_sub(at));
+            }
+        }
     }
 
     fn send(&mut self, link: &mut Link, rng: &mut Rng, now: Duration) {
@@ -224,7 +260,7 @@ impl Peer {
         }
         let echoed = self.received == self.sent && self.sent == self.msg_end;
         if self.kind.one_at_a_time() && echoed && self.sent < self.total {
-            if self.kind == Kind::Sleeper && self.sent > 0 && !self.rested {
+            if self.kind.pauses() && self.sent > 0 && !self.rested {
                 // The echo just came back: pause before the next message.
                 self.rested = true;
                 self.wake_at = now + self.pause;
@@ -234,16 +270,19 @@ impl Peer {
             self.msg_end = (self.sent + self.msg_size).min(self.total);
         }
         let limit = match self.kind {
-            Kind::PingPong | Kind::Sleeper => self.msg_end,
+            Kind::PingPong | Kind::Sleeper | Kind::Idler => self.msg_end,
             Kind::Vanishes => self.total.min(2_000),
             _ => self.total,
         };
         if self.sent < limit {
             self.push(link, rng, limit);
+            if self.kind == Kind::Idler && self.sent == limit && self.sent > self.msg_size {
+                self.asked_at = Some(now);
+            }
         }
         let finished = match self.kind {
             Kind::Stream | Kind::HalfClose => self.sent == self.total,
-            Kind::PingPong | Kind::Sleeper => self.received == self.total,
+            Kind::PingPong | Kind::Sleeper | Kind::Idler => self.received == self.total,
             _ => false,
         };
         if finished && !self.done {

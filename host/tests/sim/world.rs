@@ -1,21 +1,31 @@
 //! The simulated operating system: a descriptor table, a listener with a backlog, the
 //! signal pipe, a virtual clock and the peers, behind [`echoloop::Net`]. The peers act
-//! each time the server calls `select`, so the server never waits on anything real.
+//! each time the server calls `select` or `epoll_wait`, so the server never waits on
+//! anything real.
+//!
+//! Its epoll keeps epoll's contract, with the rules that trip people: a registration
+//! belongs to the open file description (closing the socket removes it; `EPOLL_CTL_MOD`
+//! or `DEL` of a descriptor not registered fails with `ENOENT`, `ADD` of one registered
+//! with `EEXIST`); `EPOLLHUP`/`EPOLLERR` arrive whether asked for or not; wakeups can be
+//! spurious; and one wait may not report every ready descriptor (its `maxevents`).
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use echoloop::{FdSet, Net, Sets};
+use echoloop::net::{Ctl, Polled, Source};
+use echoloop::{FdSet, Net};
+use echoloop_core::Interest;
 
 use crate::datagrams::{self, Datagrams};
 use crate::link::{Link, ServerClose};
 use crate::peer::Peer;
 use crate::rng::Rng;
+use echoloop::PollerKind;
 
 /// A simulated descriptor: a number, owned by exactly one holder.
 #[derive(Debug)]
@@ -38,6 +48,15 @@ enum Obj {
     /// The relay pipe's ends (`host/src/relay.rs`).
     RelayRead,
     RelayWrite,
+    /// An epoll instance.
+    Epoll,
+}
+
+/// The three sets of a `select` call.
+struct Sets<'a> {
+    read: &'a mut FdSet,
+    write: &'a mut FdSet,
+    except: &'a mut FdSet,
 }
 
 /// This seed's fault profile: the chance of each fault at each opportunity.
@@ -106,11 +125,38 @@ pub struct Counts {
     pub udp_echoes: u64,
     pub relays: u64,
     pub relay_kept: u64,
+    pub epoll_hangups: u64,
+    pub epoll_spurious: u64,
+    pub epoll_ctls: u64,
 }
 
 impl Counts {
-    /// Each count with its name.
-    pub fn named(&self) -> [(&'static str, u64); 25] {
+    /// Each count with its name, and the backend it needs (`None`: either).
+    pub fn named(&self) -> Vec<(&'static str, u64, Option<PollerKind>)> {
+        let select = Some(PollerKind::Select);
+        let epoll = Some(PollerKind::Epoll);
+        let only = [
+            ("readable reported in the except set only", select),
+            (
+                "spurious readiness (select says ready, call gets EAGAIN)",
+                select,
+            ),
+            ("select EINTR (sets scrambled)", select),
+            ("batching nap (loop busy, few sockets ready)", select),
+            ("epoll: EPOLLHUP/EPOLLERR reported, asked for or not", epoll),
+            ("epoll: spurious wakeup (reported, call gets EAGAIN)", epoll),
+            ("epoll: epoll_ctl calls", epoll),
+        ];
+        self.all()
+            .into_iter()
+            .map(|(name, n)| {
+                let needs = only.iter().find(|(o, _)| *o == name).and_then(|(_, k)| *k);
+                (name, n, needs)
+            })
+            .collect()
+    }
+
+    fn all(&self) -> [(&'static str, u64); 28] {
         [
             (
                 "spurious readiness (select says ready, call gets EAGAIN)",
@@ -152,6 +198,15 @@ impl Counts {
                 "relay: bytes the socket would not take back, read out of the pipe",
                 self.relay_kept,
             ),
+            (
+                "epoll: EPOLLHUP/EPOLLERR reported, asked for or not",
+                self.epoll_hangups,
+            ),
+            (
+                "epoll: spurious wakeup (reported, call gets EAGAIN)",
+                self.epoll_spurious,
+            ),
+            ("epoll: epoll_ctl calls", self.epoll_ctls),
         ]
     }
 
@@ -183,6 +238,9 @@ impl Counts {
         f(&mut self.udp_echoes, o.udp_echoes);
         f(&mut self.relays, o.relays);
         f(&mut self.relay_kept, o.relay_kept);
+        f(&mut self.epoll_hangups, o.epoll_hangups);
+        f(&mut self.epoll_spurious, o.epoll_spurious);
+        f(&mut self.epoll_ctls, o.epoll_ctls);
     }
 }
 
@@ -214,6 +272,14 @@ pub struct World {
     /// Virtual time since start.
     pub elapsed: Duration,
     fds: Vec<Option<Obj>>,
+    /// The open file description behind each descriptor: a fresh one for each socket.
+    descriptions: Vec<u64>,
+    next_description: u64,
+    /// The epoll registrations, by open file description: the descriptor number they
+    /// report (epoll's event data) and what they ask for.
+    registrations: BTreeMap<u64, (RawFd, Interest)>,
+    /// Virtual time the clock jumped, in all: the peers' pace is kept in steady time.
+    pub jumped: Duration,
     open: usize,
     nofile: usize,
     /// Every connection ever made, by index.
@@ -302,6 +368,10 @@ impl World {
             base: Instant::now(),
             elapsed: Duration::ZERO,
             fds: (0..=MAX_FD).map(|_| None).collect(),
+            descriptions: vec![0; MAX_FD + 1],
+            next_description: 1,
+            registrations: BTreeMap::new(),
+            jumped: Duration::ZERO,
             open: FIRST_FD,
             nofile,
             links: Vec::new(),
@@ -378,6 +448,8 @@ impl World {
             .chain(FIRST_FD..from)
             .find(|&fd| self.fds[fd].is_none())?;
         self.fds[fd] = Some(obj);
+        self.descriptions[fd] = self.next_description;
+        self.next_description += 1;
         self.open += 1;
         Some(SimSocket(fd as RawFd))
     }
@@ -445,7 +517,11 @@ impl World {
         let mut k = 0;
         while let Some(&i) = self.active.get(k) {
             let (peer, link) = (&mut self.peers[i], &mut self.links[i]);
-            peer.step(link, &mut self.rng, self.elapsed);
+            peer.step(
+                link,
+                &mut self.rng,
+                self.elapsed.saturating_sub(self.jumped),
+            );
             if peer.done {
                 self.active.swap_remove(k);
             } else {
@@ -525,7 +601,7 @@ impl World {
     }
 
     /// Checks the sets name open descriptors only (a real select fails with EBADF).
-    fn check_sets(&mut self, sets: &Sets) -> io::Result<()> {
+    fn check_sets(&mut self, sets: &Sets<'_>) -> io::Result<()> {
         for set in [&sets.read, &sets.write, &sets.except] {
             for fd in set.iter() {
                 if !matches!(self.fds.get(fd as usize), Some(Some(_))) {
@@ -538,7 +614,7 @@ impl World {
     }
 
     /// Rewrites the sets with what is ready (faults included); returns the count.
-    fn report(&mut self, sets: &mut Sets) -> usize {
+    fn report(&mut self, sets: &mut Sets<'_>) -> usize {
         let mut ready = [Vec::new(), Vec::new(), Vec::new()];
         let mut scratch = std::mem::take(&mut self.scratch);
         for (which, set) in [&sets.read, &sets.write].into_iter().enumerate() {
@@ -589,7 +665,9 @@ impl World {
     fn step(&mut self) -> Duration {
         if self.plan.signalled_at.is_none() && self.rng.chance(self.faults.jump) {
             self.counts.clock_jump += 1;
-            return Duration::from_millis(self.rng.range(1_000, 60_000));
+            let jump = Duration::from_millis(self.rng.range(1_000, 60_000));
+            self.jumped += jump;
+            return jump;
         }
         Duration::from_micros(self.rng.range(0, 3_000))
     }
@@ -608,8 +686,45 @@ impl Net for SimNet {
     type Socket = SimSocket;
     type Datagram = SimSocket;
 
-    fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize> {
-        self.0.borrow_mut().select(sets, timeout)
+    fn select(
+        &mut self,
+        read: &mut FdSet,
+        write: &mut FdSet,
+        except: &mut FdSet,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let mut sets = Sets {
+            read,
+            write,
+            except,
+        };
+        self.0.borrow_mut().select(&mut sets, timeout)
+    }
+
+    fn epoll_create(&mut self) -> io::Result<SimSocket> {
+        self.0
+            .borrow_mut()
+            .alloc(Obj::Epoll, false)
+            .ok_or_else(|| errno(libc::EMFILE))
+    }
+
+    fn epoll_ctl(
+        &mut self,
+        epoll: &SimSocket,
+        op: Ctl,
+        fd: Source<'_, Self>,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.0.borrow_mut().epoll_ctl(epoll, op, fd.raw(), interest)
+    }
+
+    fn epoll_wait(
+        &mut self,
+        epoll: &SimSocket,
+        events: &mut Vec<Polled>,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        self.0.borrow_mut().epoll_wait(epoll, events, timeout)
     }
 
     fn accept(&mut self, listener: &SimSocket) -> io::Result<(SimSocket, SocketAddr)> {
@@ -687,7 +802,9 @@ impl Net for SimNet {
 
 /// The calls, as the kernel would answer them (and as the faults bend them).
 impl World {
-    fn select(&mut self, sets: &mut Sets, timeout: Option<Duration>) -> io::Result<usize> {
+    /// What every wait checks and does first: the loop's obligations, the livelock guard
+    /// (`what` describes what it waits on), time passing.
+    fn begin_wait(&mut self, what: impl FnOnce() -> String) -> io::Result<()> {
         self.selects += 1;
         if std::mem::take(&mut self.accept_owed) && self.accepts_this_round < self.accept_budget {
             self.failures.push(
@@ -707,20 +824,26 @@ impl World {
             let kinds: Vec<_> = self.active.iter().map(|&i| self.peers[i].kind).collect();
             self.failures.push(format!(
                 "no end after {} select calls: {} started, active {kinds:?}, backlog {}, \
-                 signalled {:?}, {} of {} fds open, sets {:?}",
+                 signalled {:?}, {} of {} fds open, waiting on {}",
                 self.selects,
                 self.plan.started,
                 self.backlog.len(),
                 self.plan.signalled_at,
                 self.open,
                 self.nofile,
-                [&sets.read, &sets.write, &sets.except].map(members),
+                what(),
             ));
             return Err(io::Error::other("simulation: livelock"));
         }
-        self.check_sets(sets)?;
         let step = self.step();
         self.tick(step);
+        Ok(())
+    }
+
+    fn select(&mut self, sets: &mut Sets<'_>, timeout: Option<Duration>) -> io::Result<usize> {
+        self.check_sets(sets)?;
+        let saved = [&*sets.read, &*sets.write, &*sets.except].map(members);
+        self.begin_wait(|| format!("sets {saved:?}"))?;
         if self.rng.chance(self.faults.select_eintr) {
             // The sets are unspecified after EINTR: the driver must rebuild them.
             self.counts.select_eintr += 1;
@@ -732,7 +855,6 @@ impl World {
         }
         // Nothing ready: let the world move on in small steps until something is, or
         // the timeout passes.
-        let saved = [&sets.read, &sets.write, &sets.except].map(members);
         let mut waited = Duration::ZERO;
         for _ in 0..5_000 {
             let n = self.report(sets);
@@ -750,6 +872,129 @@ impl World {
         self.failures
             .push("deadlock: nothing ready, server waits for ever".into());
         Err(io::Error::other("simulation: deadlock"))
+    }
+
+    fn epoll_ctl(
+        &mut self,
+        epoll: &SimSocket,
+        op: Ctl,
+        fd: RawFd,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.counts.epoll_ctls += 1;
+        if !matches!(self.fds.get(epoll.0 as usize), Some(Some(Obj::Epoll))) {
+            self.failures
+                .push(format!("epoll_ctl on fd {}, not an epoll", epoll.0));
+            return Err(errno(libc::EBADF));
+        }
+        let Some(Some(_)) = self.fds.get(fd as usize) else {
+            self.failures
+                .push(format!("epoll_ctl {op:?} of closed fd {fd}"));
+            return Err(errno(libc::EBADF));
+        };
+        let description = self.descriptions[fd as usize];
+        let registered = self.registrations.contains_key(&description);
+        match op {
+            Ctl::Add if registered => {
+                self.failures
+                    .push(format!("EPOLL_CTL_ADD of fd {fd}, registered already"));
+                return Err(errno(libc::EEXIST));
+            }
+            Ctl::Modify | Ctl::Delete if !registered => {
+                // The trap: a registration went with the socket it belonged to.
+                self.failures
+                    .push(format!("EPOLL_CTL_{op:?} of fd {fd}, not registered"));
+                return Err(errno(libc::ENOENT));
+            }
+            Ctl::Delete => {
+                self.registrations.remove(&description);
+            }
+            Ctl::Add | Ctl::Modify => {
+                if !interest.read && !interest.write {
+                    // Legal, but a hang-up would then wake every wait for nothing.
+                    self.failures
+                        .push(format!("fd {fd} registered for no events"));
+                }
+                self.registrations.insert(description, (fd, interest));
+            }
+        }
+        Ok(())
+    }
+
+    fn epoll_wait(
+        &mut self,
+        epoll: &SimSocket,
+        events: &mut Vec<Polled>,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        events.clear();
+        if !matches!(self.fds.get(epoll.0 as usize), Some(Some(Obj::Epoll))) {
+            self.failures
+                .push(format!("epoll_wait on fd {}, not an epoll", epoll.0));
+            return Err(errno(libc::EBADF));
+        }
+        let registered = self.registrations.len();
+        self.begin_wait(|| format!("{registered} registrations"))?;
+        if self.rng.chance(self.faults.select_eintr) {
+            self.counts.select_eintr += 1;
+            self.reported.clear();
+            return Err(errno(libc::EINTR));
+        }
+        let mut waited = Duration::ZERO;
+        for _ in 0..5_000 {
+            self.poll_registrations(events);
+            if !events.is_empty() || timeout.is_some_and(|t| waited >= t) {
+                return Ok(events.len());
+            }
+            let mut step = self.step();
+            if let Some(t) = timeout {
+                step = step.min(t - waited);
+            }
+            waited += step;
+            self.tick(step);
+        }
+        self.failures
+            .push("deadlock: nothing ready, server waits for ever".into());
+        Err(io::Error::other("simulation: deadlock"))
+    }
+
+    /// What an `epoll_wait` returns now: the registered descriptors that are ready for
+    /// what they ask, and those hung up or in error whatever they ask; now and then one
+    /// that is not ready (a spurious wakeup), or one ready but left for the next wait.
+    fn poll_registrations(&mut self, events: &mut Vec<Polled>) {
+        self.reported.clear();
+        let registrations: Vec<(RawFd, Interest)> = self.registrations.values().copied().collect();
+        for (fd, interest) in registrations {
+            let hangup = match self.fds.get(fd as usize) {
+                Some(Some(Obj::Conn(l))) => self.links[*l].reset,
+                _ => false,
+            };
+            let mut read = interest.read && self.ready(fd, 0);
+            let mut write = interest.write && self.ready(fd, 1);
+            if (read || write || hangup) && self.rng.chance(self.faults.withhold) {
+                self.counts.withheld_readiness += 1;
+                continue;
+            }
+            if !read && !write && !hangup && self.rng.chance(self.faults.spurious / 4.0) {
+                self.counts.epoll_spurious += 1;
+                read = interest.read;
+                write = interest.write;
+            }
+            if hangup {
+                self.counts.epoll_hangups += 1;
+            }
+            if read || hangup {
+                self.reported.push(fd);
+            }
+            if read || write || hangup {
+                events.push(Polled {
+                    fd,
+                    read,
+                    write,
+                    hangup,
+                });
+            }
+        }
     }
 
     pub fn accept(&mut self, listener: &SimSocket) -> io::Result<(SimSocket, SocketAddr)> {
@@ -964,6 +1209,10 @@ impl World {
             return;
         };
         self.open -= 1;
+        // Its last descriptor closed, the open file description goes, and with it any
+        // epoll registration.
+        self.registrations
+            .remove(&self.descriptions[socket.0 as usize]);
         match obj {
             Obj::Conn(l) => {
                 self.log(l, format_args!("close"));
@@ -985,7 +1234,12 @@ impl World {
                     self.links[l].reset();
                 }
             }
-            Obj::Signals | Obj::Reserve | Obj::Udp | Obj::RelayRead | Obj::RelayWrite => {}
+            Obj::Signals
+            | Obj::Reserve
+            | Obj::Udp
+            | Obj::RelayRead
+            | Obj::RelayWrite
+            | Obj::Epoll => {}
         }
     }
 
@@ -1098,7 +1352,7 @@ fn members(set: &FdSet) -> Vec<RawFd> {
     set.iter().collect()
 }
 
-fn restore(sets: &mut Sets, saved: &[Vec<RawFd>; 3]) {
+fn restore(sets: &mut Sets<'_>, saved: &[Vec<RawFd>; 3]) {
     for (set, fds) in [&mut sets.read, &mut sets.write, &mut sets.except]
         .into_iter()
         .zip(saved)
