@@ -13,11 +13,11 @@
 //! writability only while bytes are queued.
 //!
 //! The registrations follow the core's interest: `epoll_ctl` only when it changes
-//! ([`Epoll::watch`] compares with what is registered), never per round. The rules that
+//! (`Epoll::watch` compares with what is registered), never per round. The rules that
 //! trip people, and what this backend does about them:
 //! - A registration belongs to the open file description, not the descriptor number:
 //!   `close` removes it only because the loop never duplicates a socket. So closing is
-//!   enough ([`Epoll::forget`] makes no call), and a new socket that reuses the number is
+//!   enough (`Epoll::forget` makes no call), and a new socket that reuses the number is
 //!   registered afresh (`EPOLL_CTL_ADD`).
 //! - `EPOLLHUP` and `EPOLLERR` arrive unasked, for as long as they hold. A connection the
 //!   core wants nothing of (it waits for a buffer) is removed (`EPOLL_CTL_DEL`), never

@@ -3,9 +3,9 @@
 //! `ae_select.c` or `ae_epoll.c`.
 //!
 //! The loop tells the backend what the core wants of each descriptor whenever that may
-//! have changed ([`Poller::watch`]; cheap when it has not), forgets a descriptor before
-//! closing it ([`Poller::forget`]), and asks it to wait ([`Poller::wait`]); the backend
-//! owns its sets or registrations and lists what it found ready ([`Poller::ready`]).
+//! have changed (`Poller::watch`; cheap when it has not), forgets a descriptor before
+//! closing it (`Poller::forget`), and asks it to wait (`Poller::wait`); the backend
+//! owns its sets or registrations and lists what it found ready (`Poller::ready`).
 //! Both backends make their system calls through [`Net`], so the simulation's fake kernel
 //! stands in for either.
 //!
