@@ -38,6 +38,25 @@ pub struct Impairment {
     pub delay_ms: u32,
 }
 
+impl Impairment {
+    /// The impairment CI replays, host and firmware alike (docs/reliability.md has its
+    /// figures): 2 % lost, 2 % duplicated, 5 % reordered, up to 3 ms of delay, seeded by
+    /// `ECHOLOOP_WIRE_SEED` (26 by default) so that a failing run can be replayed.
+    pub fn ci() -> Impairment {
+        let seed = std::env::var("ECHOLOOP_WIRE_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(26);
+        Impairment {
+            seed,
+            loss: 2,
+            dup: 2,
+            reorder: 5,
+            delay_ms: 3,
+        }
+    }
+}
+
 /// A running wire, stopped (SIGTERM, then its final report) when dropped.
 pub struct Wire {
     child: Child,

@@ -341,26 +341,12 @@ fn at_20_percent_loss_each_way_the_firmware_echoes_every_byte() {
     firmware_at(20);
 }
 
-/// The seed of the impaired-wire run: `ECHOLOOP_WIRE_SEED`, or 26.
-fn seed() -> u64 {
-    std::env::var("ECHOLOOP_WIRE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(26)
-}
-
 #[test]
 #[ignore = "needs root, nftables, qemu-system-arm and the cross-built firmware: run by .ci/ports.sh"]
 fn through_the_impaired_wire_the_firmware_echoes_every_byte() {
-    let seed = seed();
+    let imp = Impairment::ci();
+    let seed = imp.seed;
     with_timeout(Duration::from_secs(900), move || {
-        let imp = Impairment {
-            seed,
-            loss: 2,
-            dup: 2,
-            reorder: 5,
-            delay_ms: 3,
-        };
         let dir = std::env::temp_dir().join(format!("echoloop-wire-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let wire_dir = dir.clone();

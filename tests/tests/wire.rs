@@ -14,31 +14,17 @@ use echoloop_tests::netns::{self, Netns};
 use echoloop_tests::wire::{Impairment, Wire};
 use echoloop_tests::{echoloop_bin, with_timeout, Server};
 
-/// The seed of this run: `ECHOLOOP_WIRE_SEED`, or 26.
-fn seed() -> u64 {
-    std::env::var("ECHOLOOP_WIRE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(26)
-}
-
 #[test]
 #[ignore = "needs root, ip and nft: run by .ci/run"]
 fn through_a_wire_that_drops_duplicates_and_reorders_every_byte_comes_back() {
-    let seed = seed();
+    let imp = Impairment::ci();
+    let seed = imp.seed;
     with_timeout(Duration::from_secs(600), move || {
         assert!(netns::available(), "needs root, ip and nft");
         let server_ns = Netns::new("wsrv");
         let client = Netns::new("wcli");
         server_ns.tap("tap0");
         client.tap("tap0");
-        let imp = Impairment {
-            seed,
-            loss: 2,
-            dup: 2,
-            reorder: 5,
-            delay_ms: 3,
-        };
         let wire = Wire::start(
             imp,
             &format!("tap:{}:tap0", server_ns.name()),
