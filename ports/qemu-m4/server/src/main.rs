@@ -13,6 +13,7 @@
 
 mod clock;
 mod echo;
+mod echo_sizes;
 mod irq;
 #[path = "../../rt.rs"]
 mod rt;

@@ -1,41 +1,18 @@
-//! Every size the server's memory depends on, in one place. All of it is static: the
-//! firmware has no heap, and `size` on the ELF is its whole footprint (plus the stack).
+//! Every size the server's memory depends on, in one place: the echo's
+//! (`echo_sizes.rs`, shared with the RISC-V server) and the LAN9118 board's. All of it is
+//! static: the firmware has no heap, and `size` on the ELF is its whole footprint (plus the
+//! stack).
 
-/// Connections served at once: the core's `MAX_CONNS`. More clients wait: their SYNs are
-/// held (`BACKLOG_SYNS`) until a slot frees.
-pub const CONNS: usize = 4;
+pub use crate::echo_sizes::*;
+
 /// SYNs held while every slot is busy (the listen backlog smoltcp does not have): a burst
 /// of this many clients beyond the slots waits; a SYN beyond it is dropped and its client
 /// retransmits.
 pub const BACKLOG_SYNS: usize = 64;
 /// The longest SYN frame held: Ethernet, and IPv4 and TCP headers with the most options.
 pub const SYN_FRAME: usize = 14 + 60 + 60;
-/// Bytes each connection's echo queue holds: the size of one buffer of the core's pool.
-pub const QUEUE: usize = 2048;
-/// Buffers in the core's pool: one per connection, so no connection ever waits for one.
-pub const BUFFERS: usize = CONNS;
-/// TCP sockets: one per connection, plus spares that finish a closing handshake while a
-/// fresh socket already listens for the slot it freed.
-pub const SOCKETS: usize = CONNS + 2;
 /// Each TCP socket's receive buffer: the window a peer gets. Every slot's window together
 /// must fit the LAN9118's RX FIFO (QEMU's model: about 10 KiB, frames and their status),
 /// or a burst from the host overflows it, QEMU drops frames, and TCP waits for a
 /// retransmission.
 pub const TCP_RX_BUFFER: usize = 2048;
-/// Each TCP socket's send buffer.
-pub const TCP_TX_BUFFER: usize = 4096;
-/// The largest UDP payload in one Ethernet frame (1500-byte MTU, less the IPv4 and UDP
-/// headers): smoltcp is built without IP fragmentation, so a larger datagram, which QEMU
-/// sends in fragments, never arrives whole.
-pub const MAX_DATAGRAM: usize = 1500 - 20 - 8;
-/// Datagram slots of the UDP echo's queue (`UDP_SLOTS − 1` echoes may wait).
-pub const UDP_SLOTS: usize = 8;
-/// Bytes a slot holds: the largest datagram, so none is truncated.
-pub const UDP_SLOT: usize = MAX_DATAGRAM;
-/// Sources the UDP echo's flood guard remembers (sets of the core's `WAYS`).
-pub const UDP_SOURCES: usize = 16;
-/// Datagrams the UDP socket's buffer holds, each way.
-pub const UDP_PACKETS: usize = 8;
-/// Payload bytes the UDP socket's buffer holds, each way: four of the largest datagrams,
-/// more than the LAN9118's RX FIFO delivers in one burst of them.
-pub const UDP_BUFFER: usize = 4 * MAX_DATAGRAM;

@@ -20,6 +20,8 @@ mod clock;
 mod dma;
 #[path = "../../../qemu-m4/server/src/echo.rs"]
 mod echo;
+#[path = "../../../qemu-m4/server/src/echo_sizes.rs"]
+mod echo_sizes;
 mod irq;
 mod log;
 mod nic;
